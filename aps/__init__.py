@@ -1,0 +1,1 @@
+"""A thin session layer for Autodesk Platform Services."""

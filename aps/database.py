@@ -1,0 +1,145 @@
+"""Connections to the store's database: an SQLite file or a PostgreSQL server.
+
+Both the session store and the job queue open their connections here, so both
+behave the same way on locks, transactions and damaged files. Connections are in
+autocommit mode; :func:`transaction` opens an explicit one. On SQLite it is
+``BEGIN IMMEDIATE``, which takes the write lock up front so that two writers
+queue behind each other instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from aps.errors import StoreError
+
+Dialect = Literal["sqlite", "postgresql"]
+
+# How long an SQLite writer waits for another one before giving up. Long enough
+# that a busy job processor never shows a user "database is locked".
+SQLITE_BUSY_MS = 60_000
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, query: Any, params: Sequence[Any] = ..., /) -> Any: ...
+    def close(self) -> None: ...
+
+
+@attrs.frozen
+class Database:
+    """Where the store lives. ``url`` is ``sqlite:///path`` or ``postgresql://``."""
+
+    url: str
+
+    @property
+    def dialect(self) -> Dialect:
+        scheme = urlsplit(self.url).scheme.split("+")[0]
+        if scheme == "sqlite":
+            return "sqlite"
+        if scheme in ("postgresql", "postgres"):
+            return "postgresql"
+        raise StoreError(
+            f"The store URL scheme {scheme!r} is not supported. Use a file path, "
+            "sqlite:///path or postgresql://user@host/database."
+        )
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return Path(unquote(urlsplit(self.url).path))
+
+    @property
+    def display(self) -> str:
+        """The URL without any password, for messages and logs."""
+        if self.dialect == "sqlite":
+            return str(self.path)
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        user = f"{parts.username}@" if parts.username else ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"postgresql://{user}{host}{port}{parts.path}"
+
+    def sql(self, query: str) -> str:
+        """``query`` with ``?`` placeholders written for this database."""
+        return query.replace("?", "%s") if self.dialect == "postgresql" else query
+
+    def connect(self) -> Any:
+        """A new connection in autocommit mode. The caller closes it."""
+        if self.dialect == "sqlite":
+            return self._connect_sqlite()
+        return self._connect_postgresql()
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=SQLITE_BUSY_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as error:
+            raise self.damaged(error) from None
+        return conn
+
+    def _connect_postgresql(self) -> Any:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(
+                "A PostgreSQL store needs psycopg. Install it with "
+                "pip install 'apshooks[postgresql]'."
+            ) from None
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[0]
+            raise StoreError(
+                f"Cannot reach the PostgreSQL store {self.display}: {reason}. "
+                "Check that the server runs and that APSHOOKS_STORE is right."
+            ) from None
+
+    def damaged(self, error: Exception) -> StoreError:
+        """The error to raise when the database file cannot be read."""
+        return StoreError(
+            f"The store {self.display} cannot be read ({error}). Nothing was "
+            "changed: move the file aside (it keeps what it holds for recovery) "
+            "and run the command again to start a new store."
+        )
+
+
+@contextmanager
+def transaction(db: Database, conn: Any) -> Iterator[Any]:
+    """Run the block in one write transaction on ``conn`` and commit it."""
+    if db.dialect == "postgresql":
+        with conn.transaction():
+            yield conn
+        return
+
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.DatabaseError as error:
+        raise db.damaged(error) from None
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

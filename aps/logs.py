@@ -1,0 +1,89 @@
+"""Logging: ``Client.log`` on workstations, ``Processor.log`` on job processors.
+
+Log lines are for the person running the machine: one per transition, in full
+sentences. No token, code, verifier or secret is ever logged; as a second line
+of defence every message passes through :func:`_redact` before it is written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+    from aps.settings import Settings
+
+Role = Literal["client", "processor"]
+FILES = {"client": "Client.log", "processor": "Processor.log"}
+
+_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
+_SECRET = re.compile(
+    r"(?i)(bearer\s+|basic\s+)[\w.~+/=-]+"
+    r"|eyJ[\w-]+\.[\w-]+\.[\w-]*"
+    r"|\b((?:access|refresh|id)_token|code_verifier|client_secret|code)"
+    r"(['\"]?\s*[=:]\s*['\"]?)[\w.~+/=-]+"
+)
+
+_lock = threading.Lock()
+_configured: dict[str, object] = {}
+
+
+def _redact(record: Record) -> None:
+    record["message"] = _SECRET.sub(_mask, record["message"])
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)}***"
+    if match.group(2):
+        return f"{match.group(2)}{match.group(3)}***"
+    return "***"
+
+
+def configure(role: Role, settings: Settings) -> Path:
+    """Write this process's log lines to the role's file; return its path.
+
+    Called by ``aps.connect()`` and by the CLI. Calling it again with the same
+    role and settings does nothing, so hosts may call it freely. Loguru's own
+    default sink (everything to stderr) is replaced by one for warnings only,
+    so a host's console stays quiet.
+    """
+    path = settings.log_folder / FILES[role]
+    key = (role, str(path), settings.log_level.upper())
+    with _lock:
+        if _configured.get(role) == key:
+            return path
+
+        if not _configured:
+            logger.configure(patcher=_redact)
+            _replace_default_sink()
+
+        sink_id = _configured.pop(f"{role}-sink", None)
+        if isinstance(sink_id, int):
+            logger.remove(sink_id)
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _configured[f"{role}-sink"] = logger.add(
+            path,
+            level=settings.log_level.upper(),
+            format=_FORMAT,
+            enqueue=False,
+            encoding="utf-8",
+        )
+        _configured[role] = key
+    return path
+
+
+def _replace_default_sink() -> None:
+    try:
+        logger.remove(0)
+    except ValueError:
+        return  # The host already set up loguru its own way: leave it alone.
+    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")

@@ -1,0 +1,1 @@
+"""Vault events, client customizations, jobs and the job processor."""
