@@ -23,10 +23,11 @@ APS_BASE_URL = "https://developer.api.autodesk.com"
 APS_USERINFO_URL = "https://api.userprofile.autodesk.com/userinfo"
 DEFAULT_CALLBACK_URL = "http://localhost:8080/"
 DEFAULT_SCOPES = (
-    "data:read data:write data:create data:search viewables:read bucket:create "
-    "bucket:read bucket:update bucket:delete user-profile:read user:read "
-    "user:write account:read account:write code:all openid"
-).split()
+    "data:read", "data:write", "data:create", "data:search", "viewables:read",
+    "bucket:create", "bucket:read", "bucket:update", "bucket:delete",
+    "user-profile:read", "user:read", "user:write", "account:read",
+    "account:write", "code:all", "openid",
+)
 
 # Setting name -> environment variable. Every setting can also be written in
 # apshooks.toml under its own name.
@@ -40,6 +41,7 @@ ENVIRONMENT = {
     "token_url": "APS_TOKEN_URL",
     "userinfo_url": "APS_USERINFO_URL",
     "revoke_url": "APS_REVOKE_URL",
+    "keys_url": "APS_KEYS_URL",
     "store": "APSHOOKS_STORE",
     "secret_key": "APSHOOKS_SECRET_KEY",
     "log_level": "APSHOOKS_LOG_LEVEL",
@@ -88,6 +90,7 @@ class Settings:
     token_url: str | None = None
     userinfo_url: str | None = None
     revoke_url: str | None = None
+    keys_url: str | None = None
     store: str | None = None
     secret_key: str | None = attrs.field(default=None, repr=False)
     log_level: str = "INFO"
@@ -129,6 +132,11 @@ class Settings:
     @property
     def revocation_endpoint(self) -> str:
         return self.revoke_url or f"{self._base}/authentication/v2/revoke"
+
+    @property
+    def keys_endpoint(self) -> str:
+        """The JWKS that signs ID tokens."""
+        return self.keys_url or f"{self._base}/authentication/v2/keys"
 
     @property
     def userinfo_endpoint(self) -> str:
