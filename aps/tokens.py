@@ -38,19 +38,24 @@ class Tokens:
         return f"Tokens(expires_at={self.expires_at:.0f}, scopes={self.scopes!r})"
 
 
+def client_id_of(settings: Settings) -> str:
+    """The app's client id, or an error that says how to set one."""
+    if not settings.client_id:
+        raise AuthenticationError(
+            "No APS client id is set. Register an app at "
+            "https://aps.autodesk.com/myapps and set APS_CLIENT_ID (or "
+            "client_id in apshooks.toml), or pass client_id= to connect()."
+        )
+    return settings.client_id
+
+
 class TokenClient:
     """Talks to the token and revocation endpoints of one app."""
 
     def __init__(self, settings: Settings, http: httpx.Client) -> None:
-        if not settings.client_id:
-            raise AuthenticationError(
-                "No APS client id is set. Register an app at "
-                "https://aps.autodesk.com/myapps and set APS_CLIENT_ID (or "
-                "client_id in apshooks.toml), or pass client_id= to connect()."
-            )
         self._settings = settings
         self._http = http
-        self.client_id: str = settings.client_id
+        self.client_id = client_id_of(settings)
 
     def exchange_code(
         self, code: str, verifier: str, redirect_uri: str, scopes: Sequence[str]

@@ -1,0 +1,273 @@
+"""``aps.connect()``: the stored session when there is one, a sign-in otherwise."""
+
+from __future__ import annotations
+
+import threading
+import time
+import webbrowser
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Literal, NoReturn, overload
+
+import attrs
+import httpx
+from loguru import logger
+
+from aps import impersonation, logs
+from aps.connection import Connection
+from aps.errors import AuthenticationError, ConsentRequired
+from aps.settings import Settings
+from aps.store import CONSENT_LIFETIME, Session, SessionStore
+from aps.tokens import TokenClient, client_id_of
+
+Browser = Callable[[str], object]
+
+_lock = threading.Lock()
+_stores: dict[str, SessionStore] = {}
+_connections: dict[tuple[str, str, str], Connection] = {}
+
+# The workstation's connection is the process's; a job's belongs to its context,
+# so two jobs running side by side never see each other's.
+_current: Connection | None = None
+_current_in_job: ContextVar[Connection | None] = ContextVar(
+    "apshooks_connection", default=None
+)
+
+
+@attrs.frozen
+class ConnectionFailure:
+    """What ``connect(raise_on_error=False)`` returns when it fails: falsy."""
+
+    error: AuthenticationError
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise self.error
+
+
+@overload
+def connect(
+    *,
+    user: str | None = ...,
+    client_id: str | None = ...,
+    client_secret: str | None = ...,
+    callback_url: str | None = ...,
+    scopes: str | list[str] | None = ...,
+    settings: Settings | None = ...,
+    browser: Browser | None = ...,
+    raise_on_error: Literal[True] = ...,
+) -> Connection: ...
+
+
+@overload
+def connect(
+    *,
+    user: str | None = ...,
+    client_id: str | None = ...,
+    client_secret: str | None = ...,
+    callback_url: str | None = ...,
+    scopes: str | list[str] | None = ...,
+    settings: Settings | None = ...,
+    browser: Browser | None = ...,
+    raise_on_error: Literal[False],
+) -> Connection | ConnectionFailure: ...
+
+
+def connect(
+    *,
+    user: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    callback_url: str | None = None,
+    scopes: str | list[str] | None = None,
+    settings: Settings | None = None,
+    browser: Browser | None = webbrowser.open,
+    raise_on_error: bool = True,
+) -> Connection | ConnectionFailure:
+    """Connect to APS as the signed-in Autodesk ID, or as ``user`` in a job.
+
+    The first call on a machine opens the browser for sign-in and consent;
+    later calls, in any process, reuse the stored session without a request.
+    ``user=`` impersonates the submitter of the job being processed and works
+    only inside that job. Failures raise :class:`aps.AuthenticationError`, or
+    with ``raise_on_error=False`` return a falsy result whose ``error`` says why.
+    """
+    try:
+        settings = settings or Settings.load(
+            client_id=client_id,
+            client_secret=client_secret,
+            callback_url=callback_url,
+            scopes=scopes,
+        )
+        logs.configure("processor" if impersonation.active() else "client", settings)
+        if user is not None:
+            conn = _impersonate(settings, user)
+        else:
+            conn = _signed_in(settings, browser)
+    except AuthenticationError as error:
+        if raise_on_error:
+            raise
+        return ConnectionFailure(error)
+
+    _make_current(conn)
+    return conn
+
+
+def current() -> Connection | None:
+    """The connection the last ``connect()`` here returned (``aps.connection``)."""
+    return _current_in_job.get() or _current
+
+
+def sign_in(
+    settings: Settings,
+    browser: Browser | None = webbrowser.open,
+    paste: Callable[[str], str] | None = None,
+) -> Connection:
+    """Sign in through the browser (or a pasted URL) and store the new session."""
+    from aps.signin import sign_in as run_sign_in
+
+    store = _store(settings)
+    http = _http()
+    tokens = TokenClient(settings, http)
+    result = run_sign_in(settings, tokens, http, browser=browser, paste=paste)
+    access_token = result.tokens.access_token
+    autodesk_id, name = _identity(settings, http, access_token, result.claims)
+
+    client_id = client_id_of(settings)
+    session = store.put(autodesk_id, client_id, result.tokens, name)
+    store.set_signed_in(client_id, autodesk_id)
+    logger.info("{} signed in and granted consent.", autodesk_id)
+    return _remember(settings, store, session, http)
+
+
+def sign_out(settings: Settings) -> str | None:
+    """Revoke the signed-in user's refresh token and forget the session."""
+    store = _store(settings)
+    client_id = client_id_of(settings)
+    autodesk_id = store.signed_in(client_id)
+    if autodesk_id is None:
+        return None
+
+    session = store.get(autodesk_id, client_id)
+    store.forget(autodesk_id, client_id)
+    with _lock:
+        _connections.pop((settings.store_url, client_id, autodesk_id), None)
+    if session and session.refresh_token:
+        TokenClient(settings, _http()).revoke(session.refresh_token)
+    logger.info("{} signed out; the session was revoked and forgotten.", autodesk_id)
+    return autodesk_id
+
+
+def store_for(settings: Settings) -> SessionStore:
+    """The process's store for ``settings`` (opened once)."""
+    return _store(settings)
+
+
+# Finding the session.
+
+
+def _signed_in(settings: Settings, browser: Browser | None) -> Connection:
+    if impersonation.active():
+        raise AuthenticationError(
+            "A job cannot sign in interactively. Connect as the job's submitter "
+            "with aps.connect(user=job.parameters['SubmittedByAutodeskId'])."
+        )
+    store = _store(settings)
+    client_id = client_id_of(settings)
+    autodesk_id = store.signed_in(client_id)
+    if autodesk_id is not None:
+        conn = _stored(settings, store, autodesk_id)
+        if conn is not None:
+            return conn
+    return sign_in(settings, browser)
+
+
+def _impersonate(settings: Settings, user: str) -> Connection:
+    impersonation.check(user)
+    store = _store(settings)
+    conn = _stored(settings, store, user)
+    if conn is None:
+        logger.warning("{} has no valid consent for job processing.", user)
+        raise ConsentRequired.for_job(user)
+    return conn
+
+
+def _stored(settings: Settings, store: SessionStore, user: str) -> Connection | None:
+    """The user's stored session as a connection, without any request."""
+    client_id = client_id_of(settings)
+    key = (settings.store_url, client_id, user)
+    cached = _connections.get(key)
+    if cached is not None and _usable(cached.session):
+        return cached
+
+    session = store.get(user, client_id)
+    if session is None or not _usable(session):
+        if session is not None and session.refresh_token:
+            logger.info("The consent of {} expired after 15 idle days.", user)
+        return None
+    return _remember(settings, store, session, _http())
+
+
+def _usable(session: Session) -> bool:
+    alive = session.consent_expires_at(CONSENT_LIFETIME) > time.time()
+    return session.refresh_token is not None and alive
+
+
+def _remember(
+    settings: Settings, store: SessionStore, session: Session, http: httpx.Client
+) -> Connection:
+    conn = Connection(settings, store, session, http)
+    with _lock:
+        key = (settings.store_url, session.client_id, session.autodesk_id)
+        _connections[key] = conn
+    return conn
+
+
+def _make_current(conn: Connection) -> None:
+    global _current
+    if impersonation.active():
+        _current_in_job.set(conn)
+    else:
+        _current = conn
+
+
+# Pieces.
+
+
+def _store(settings: Settings) -> SessionStore:
+    url = settings.store_url
+    with _lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = SessionStore.open(settings)
+    return store
+
+
+def _http() -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+
+
+def _identity(
+    settings: Settings, http: httpx.Client, access_token: str, claims: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The Autodesk ID (the e-mail address) and name of who signed in."""
+    info: dict[str, Any] = dict(claims)
+    if not info.get("email"):
+        response = http.get(
+            settings.userinfo_endpoint,
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        if response.is_success:
+            info.update(response.json())
+    autodesk_id = (
+        info.get("email") or info.get("preferred_username") or info.get("sub")
+    )
+    if not autodesk_id:
+        raise AuthenticationError(
+            "Signed in, but the server did not say who the user is (no email in "
+            "the ID token or userinfo). Check APS_USERINFO_URL and the openid "
+            "and user-profile:read scopes."
+        )
+    return str(autodesk_id), info.get("name")
