@@ -1,0 +1,329 @@
+"""The job processor: claims jobs from the queue and runs their job functions.
+
+One dispatcher (the thread that calls :meth:`Processor.run`) claims a job
+whenever a slot is free and starts a thread for it; a heartbeat thread renews
+the lease of every running job, passes on cancel requests, and takes back the
+jobs of workers that stopped renewing theirs. A job runs in a fresh working
+folder, inside the impersonation scope of the Autodesk ID that submitted it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import attrs
+from loguru import logger
+
+import aps.logs
+from aps.impersonation import impersonation
+from aps.settings import Settings
+from hooks.jobs import Job, JobError, JobScripts, JobType, JSONValue, Status
+from hooks.queue import Queue, listen_local, unlisten_local
+
+# How long the dispatcher waits at most before it looks at the queue again,
+# whatever it was told; a safety net, not the way work is found.
+IDLE_SECONDS = 1.0
+
+
+class Processor:
+    """Runs jobs from ``queue`` until :meth:`stop` is called.
+
+    :param jobs_folder: where the job scripts are; the settings' by default.
+    :param concurrency: how many jobs run at once, each in a thread.
+    :param types: glob patterns (``Sample.*``) of the job types to run; all
+        when empty. Jobs of other types are never claimed.
+    :param lease: seconds a claimed job stays this processor's without a
+        heartbeat; after that another job processor takes it back.
+    :param heartbeat: seconds between lease renewals; a third of the lease by
+        default.
+    :param grace: seconds running jobs get to finish once stopping.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        jobs_folder: Path | str | None = None,
+        concurrency: int = 1,
+        types: Sequence[str] = (),
+        lease: float = 30.0,
+        heartbeat: float | None = None,
+        grace: float = 30.0,
+        settings: Settings | None = None,
+    ) -> None:
+        self.queue = queue
+        self.settings = settings or Settings.load()
+        folder = Path(jobs_folder) if jobs_folder else self.settings.jobs_folder
+        self.scripts = JobScripts(folder)
+        self.concurrency = max(1, concurrency)
+        self.types = tuple(types)
+        self.lease = lease
+        self.heartbeat = heartbeat or lease / 3
+        self.grace = grace
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+        self._running: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    def run(self, *, until_empty: bool = False) -> None:
+        """Run jobs until stopped, or with ``until_empty`` until none is left.
+
+        "None left" means no Pending job of this processor's types (those
+        waiting out a backoff included) and none running here.
+        """
+        aps.logs.configure("processor", self.settings)
+        self._stopping.clear()
+        types = ", ".join(self.types) or "all"
+        logger.info(
+            f"Job processor {self.worker} started with {self.concurrency} "
+            f"thread(s) for job types {types} on {self.queue.db.display}."
+        )
+        with self._heartbeats(), self._listening():
+            self._dispatch(until_empty)
+            self._finish()
+        logger.info(f"Job processor {self.worker} stopped.")
+
+    def run_until_empty(self) -> None:
+        """Run jobs until no runnable job remains, then return."""
+        self.run(until_empty=True)
+
+    def stop(self, *, grace: float | None = None) -> None:
+        """Stop claiming; running jobs get ``grace`` seconds, then are released.
+
+        Safe to call from any thread and from a signal handler.
+        """
+        if grace is not None:
+            self.grace = grace
+        self._stopping.set()
+        self._wake.set()
+
+    # Dispatching.
+
+    def _dispatch(self, until_empty: bool) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if self._free_slots() and self._claim_one():
+                continue
+            if until_empty and self._empty():
+                return
+            self._wait()
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.concurrency - len(self._running)
+
+    def _claim_one(self) -> bool:
+        job = self.queue.claim(self.worker, self.types, self.lease)
+        if job is None:
+            return False
+
+        logger.info(
+            f"Job {job.id} ({job.name}) was claimed by {job.worker}, "
+            f"attempt {job.attempt}."
+        )
+        with self._lock:
+            self._running[job.id] = job
+        threading.Thread(
+            target=self._run_job, args=(job,), name=f"job-{job.id}", daemon=True
+        ).start()
+        return True
+
+    def _empty(self) -> bool:
+        with self._lock:
+            if self._running:
+                return False
+        return self.queue.pending(self.types) == 0
+
+    def _wait(self) -> None:
+        if not self._free_slots():
+            self._wake.wait(IDLE_SECONDS)
+            return
+        due = self.queue.next_due(self.types)
+        timeout = IDLE_SECONDS if due is None else min(due, IDLE_SECONDS)
+        if timeout > 0:
+            self.queue.wait(timeout, self._wake)
+
+    @contextmanager
+    def _listening(self) -> Iterator[None]:
+        self.queue.start_listening()
+        listen_local(self.queue.db.url, self._wake)
+        try:
+            yield
+        finally:
+            unlisten_local(self.queue.db.url, self._wake)
+
+    def _finish(self) -> None:
+        """Give running jobs the grace period, then release the others."""
+        deadline = time.monotonic() + self.grace
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(deadline - time.monotonic())
+            unfinished = list(self._running.values())
+
+        for job in unfinished:
+            job._stop.set()
+            if self.queue.release(job, "The job processor stopped before it ended."):
+                logger.warning(
+                    f"Job {job.id} ({job.name}) did not end within the "
+                    f"{self.grace:g} s grace period and was released to run again."
+                )
+
+    # Running one job.
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            self._attempt(job)
+        except Exception as error:  # The store failed: the lease will lapse.
+            logger.error(f"Job {job.id} could not be recorded: {error}")
+        finally:
+            with self._idle:
+                self._running.pop(job.id, None)
+                self._idle.notify_all()
+            self._wake.set()
+
+    def _attempt(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            job_type = self.scripts.find(job.name)
+        except JobError as error:
+            self._record_failure(job, str(error), None, attempts=1, delay=0.0)
+            return
+
+        delay = job_type.delay(job.attempt)
+        self.queue.started(job, lost=job_type.lost, retry_delay=delay)
+        try:
+            result = self._call(job_type, job)
+        except BaseException as error:
+            if not isinstance(error, Exception | SystemExit):
+                raise
+            self._record_failure(
+                job,
+                _message(error),
+                traceback.format_exc(),
+                attempts=job_type.attempts,
+                delay=delay,
+            )
+            return
+        self._record_success(job, result, time.monotonic() - started)
+
+    def _call(self, job_type: JobType, job: Job) -> JSONValue:
+        workdir = Path(tempfile.mkdtemp(prefix=f"apshooks-job-{job.id}-"))
+        scope = (
+            impersonation(job.autodesk_id, also=self.settings.impersonate)
+            if job.autodesk_id
+            else nullcontext()
+        )
+        try:
+            with scope:
+                result = job_type.function(attrs.evolve(job, workdir=workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError):
+            raise JobError(
+                f"The job function returned a {type(result).__name__}, which "
+                "cannot be stored as JSON. Return JSON values only."
+            ) from None
+        return result  # type: ignore[no-any-return]
+
+    def _record_success(self, job: Job, result: JSONValue, seconds: float) -> None:
+        status = self.queue.succeed(job, result)
+        if status is Status.SUCCESS:
+            logger.info(
+                f"Job {job.id} ({job.name}) succeeded in {seconds * 1000:.0f} ms."
+            )
+        elif status is Status.CANCELLED:
+            logger.info(f"Job {job.id} ({job.name}) ended and was cancelled.")
+        else:
+            _log_stale(job)
+
+    def _record_failure(
+        self,
+        job: Job,
+        message: str,
+        trace: str | None,
+        *,
+        attempts: int,
+        delay: float,
+    ) -> None:
+        status = self.queue.fail(
+            job, message, traceback=trace, attempts=attempts, retry_delay=delay
+        )
+        if status is Status.FAILED:
+            logger.error(f"Job {job.id} ({job.name}) failed: {message}")
+        elif status is Status.PENDING:
+            logger.warning(
+                f"Job {job.id} ({job.name}) attempt {job.attempt} failed: {message} "
+                f"It runs again in {delay:g} s."
+            )
+        elif status is Status.CANCELLED:
+            logger.info(f"Job {job.id} ({job.name}) was cancelled.")
+        else:
+            _log_stale(job)
+
+    # Heartbeats.
+
+    @contextmanager
+    def _heartbeats(self) -> Iterator[None]:
+        done = threading.Event()
+        thread = threading.Thread(
+            target=self._beat, args=(done,), name="heartbeat", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _beat(self, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat):
+            try:
+                self._renew_leases()
+                self._reap()
+            except Exception as error:
+                logger.warning(f"Job processor {self.worker} heartbeat failed: {error}")
+
+    def _renew_leases(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        for job in running:
+            state = self.queue.heartbeat(job, self.lease)
+            if state != "ok" and not job._stop.is_set():
+                job._stop.set()
+                if state == "cancel":
+                    logger.info(f"Job {job.id} ({job.name}) was asked to stop.")
+                else:
+                    _log_stale(job)
+
+    def _reap(self) -> None:
+        for job in self.queue.reap():
+            logger.warning(
+                f"Job {job.id} ({job.name}) was released after its lease expired "
+                f"on {job.worker}; it is now {job.status}."
+            )
+
+
+def _message(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _log_stale(job: Job) -> None:
+    logger.warning(
+        f"Job {job.id} ({job.name}) attempt {job.attempt} is no longer this "
+        "worker's (its lease expired); what it did is not recorded."
+    )

@@ -1,0 +1,66 @@
+"""The job queue in an SQLite file: the embedded default.
+
+Every write runs under ``BEGIN IMMEDIATE``, so one writer at a time holds the
+lock and the others wait for it instead of failing. An idle job processor
+learns of another process's commit by reading ``PRAGMA data_version``, which
+changes whenever another connection commits, every few milliseconds: the read
+touches no table, so waiting costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from hooks.queue import SCHEMA, Queue
+
+# How often an idle job processor looks for another process's commit.
+POLL_SECONDS = 0.004
+
+
+class SQLiteQueue(Queue):
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    match_sql = "name GLOB ?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._watcher: sqlite3.Connection | None = None
+        self._seen: int | None = None
+        super().__init__(*args, **kwargs)
+
+    def create_tables(self) -> None:
+        schema = SCHEMA.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
+        try:
+            with self._transaction() as conn:
+                for statement in filter(str.strip, schema.split(";")):
+                    conn.execute(statement)
+        except sqlite3.DatabaseError as error:
+            raise self.db.damaged(error) from None
+
+    def wait(self, timeout: float, wake: threading.Event) -> None:
+        deadline = time.monotonic() + timeout
+        while not wake.is_set():
+            version = self._data_version()
+            if self._seen != version:
+                self._seen = version
+                return
+            if time.monotonic() >= deadline:
+                return
+            wake.wait(POLL_SECONDS)
+
+    def start_listening(self) -> None:
+        self._seen = self._data_version()
+
+    def _data_version(self) -> int:
+        # One connection of its own: data_version ignores this connection's
+        # own commits, and this one never writes.
+        if self._watcher is None:
+            self._watcher = self.db.connect()
+        return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+        super().close()
