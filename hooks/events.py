@@ -71,9 +71,15 @@ class Restriction:
 class Restricted(APSError):
     """Raised by :func:`operation` when a Restrictions handler blocked it."""
 
-    def __init__(self, operation: str, restrictions: Sequence[Restriction]) -> None:
+    def __init__(
+        self,
+        operation: str,
+        restrictions: Sequence[Restriction],
+        result: Result | None = None,
+    ) -> None:
         self.operation = operation
         self.restrictions = tuple(restrictions)
+        self.result = result  # The Restrictions phase's, with every outcome.
         reasons = "".join(f"\n  {r.entity}: {r.message}" for r in self.restrictions)
         super().__init__(
             f"{operation} was blocked by {len(self.restrictions)} "
@@ -113,9 +119,14 @@ class Outcome:
     value: Any = None
     error: BaseException | None = None
 
+    @property
+    def reason(self) -> str:
+        """The error's type and message, or "" when the handler succeeded."""
+        return _reason(self.error)
+
     def __str__(self) -> str:
         where = f"{self.script.name}:{self.line}" if self.script else "?"
-        status = "ok" if self.ok else f"failed: {_reason(self.error)}"
+        status = "ok" if self.ok else f"failed: {self.reason}"
         return f"{self.handler} ({where}) {status}"
 
 
@@ -583,7 +594,7 @@ def operation(
     if checked.restrictions:
         count = len(checked.restrictions)
         logger.info(f"Operation {name} was blocked by {count} restriction(s).")
-        raise Restricted(name, checked.restrictions)
+        raise Restricted(name, checked.restrictions, checked)
 
     op.results["Pre"] = emit(f"{name}_Pre", strict=strict, **op.arguments)
     try:
