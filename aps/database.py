@@ -143,3 +143,17 @@ def transaction(db: Database, conn: Any) -> Iterator[Any]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+# Any constant will do: it only keeps two processes from creating the same
+# tables at the same moment, which PostgreSQL reports as a duplicate type.
+_SCHEMA_LOCK = 0x41505348
+
+
+def create_tables(db: Database, conn: Any, statements: Sequence[str]) -> None:
+    """Run ``CREATE ... IF NOT EXISTS`` statements safely from many processes."""
+    with transaction(db, conn):
+        if db.dialect == "postgresql":
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for statement in statements:
+            conn.execute(statement)

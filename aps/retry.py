@@ -41,7 +41,7 @@ def send(
     send_once: Callable[[], httpx.Response],
     what: str,
     policy: RetryPolicy = DEFAULT_POLICY,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> httpx.Response:
     """Call ``send_once`` until it answers with a status that is not retried.
 
@@ -67,7 +67,7 @@ def send(
             "{} answered {}; retrying in {:.1f} s (attempt {} of {}).",
             what, reason, wait, attempt + 1, policy.attempts,
         )
-        sleep(wait)
+        (sleep or time.sleep)(wait)
 
     status = response.status_code if response is not None else None
     raise RequestError(

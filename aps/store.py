@@ -23,7 +23,7 @@ import attrs
 from loguru import logger
 
 from aps.crypto import Cipher
-from aps.database import Database, transaction
+from aps.database import Database, create_tables, transaction
 from aps.errors import ConsentRequired
 from aps.settings import Settings, data_dir
 from aps.tokens import GrantRefused, Tokens
@@ -130,6 +130,8 @@ class SessionStore:
         self.db = db
         self._cipher = cipher
         self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
         self._create()
 
     @classmethod
@@ -278,9 +280,8 @@ class SessionStore:
     # Rows and SQL.
 
     def _create(self) -> None:
-        with self._transaction() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        with self._guard():
+            create_tables(self.db, self._connection(), _SCHEMA)
 
     def _read(
         self, conn: Any, autodesk_id: str, client_id: str, *, lock: bool
@@ -329,10 +330,20 @@ class SessionStore:
     def _open(self, sealed: str | None, context: str) -> str | None:
         return None if sealed is None else self._cipher.open(sealed, context)
 
+    def close(self) -> None:
+        """Close the connections every thread opened."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
+
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self.db.connect()
+            with self._opened_lock:
+                self._opened.append(conn)
         return conn
 
     @contextmanager
