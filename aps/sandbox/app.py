@@ -1,0 +1,436 @@
+"""The sandbox server: its Flask app and :class:`Sandbox`, which runs it in a thread."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import Flask, Response, jsonify, redirect, render_template, request
+from loguru import logger
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from aps.errors import AuthenticationError, SettingsError
+from aps.sandbox import dm, oauth
+from aps.sandbox.bearer import Bearer
+from aps.sandbox.data import World, load
+from aps.sandbox.grants import Grants, Lifetimes
+from aps.sandbox.limits import RateLimit, RateLimits
+from aps.settings import DEFAULT_SCOPES, ENVIRONMENT, Settings
+
+AUTH = "/authentication/v2"
+TOKEN_PATH = f"{AUTH}/token"
+# Marks requests that Sandbox.consent() makes to its own app, so they are
+# neither counted nor rate limited.
+_INTERNAL = "apshooks.sandbox.internal"
+
+RateLimitsOption = Mapping[str, int | RateLimit] | Literal["aps"] | None
+
+
+def create_app(
+    world: World,
+    *,
+    lifetimes: Lifetimes,
+    auto_consent: str | None = None,
+    rate_limits: RateLimitsOption = None,
+) -> Flask:
+    """The WSGI app that answers as APS does, for ``world``.
+
+    ``app.extensions["requests"]`` counts the requests it served.
+    """
+    app = Flask(__name__, template_folder=str(Path(__file__).parent))
+    record = Grants(lifetimes)
+    server, protector = oauth.build(app, world, record, _issuer)
+    bearer = Bearer(protector)
+    consent_user = world.user(auto_consent) if auto_consent else None
+    served: Counter[tuple[str, str]] = Counter()
+    app.extensions["requests"] = served
+    _watch(app, RateLimits(rate_limits), served)
+
+    @app.get("/.well-known/openid-configuration")
+    def discovery() -> Response:
+        return jsonify(_discovery(_issuer()))
+
+    @app.route(f"{AUTH}/authorize", methods=["GET", "POST"])
+    def authorize() -> Any:
+        try:
+            grant = server.get_consent_grant(end_user=None)
+        except OAuth2Error as error:
+            return _refuse_authorization(server, error)
+
+        if request.method == "GET" and consent_user is None:
+            return _consent_page(grant)
+        if request.method == "GET":
+            return server.create_authorization_response(
+                grant=grant, grant_user=consent_user
+            )
+
+        if request.form.get("decision") != "allow":
+            logger.info("Sign-in to {} was denied.", grant.request.client.app.name)
+            return server.create_authorization_response(grant=grant, grant_user=None)
+        user = world.users.get(request.form.get("user", "").lower())
+        if user is None:
+            return _consent_page(grant, problem="Choose one of the sandbox's users.")
+        return server.create_authorization_response(grant=grant, grant_user=user)
+
+    @app.post(TOKEN_PATH)
+    def token() -> Any:
+        return _one_place(request) or server.create_token_response()
+
+    @app.post(f"{AUTH}/revoke")
+    def revoke() -> Any:
+        return _one_place(request) or server.create_endpoint_response("revocation")
+
+    @app.post(f"{AUTH}/introspect")
+    def introspect() -> Any:
+        return _one_place(request) or server.create_endpoint_response("introspection")
+
+    @app.get(f"{AUTH}/keys")
+    def keys() -> Response:
+        return jsonify(oauth.public_keys())
+
+    @app.get(f"{AUTH}/logout")
+    def logout() -> Any:
+        target = request.args.get("post_logout_redirect_uri", "")
+        if any(target in known.callback_urls for known in world.apps.values()):
+            return redirect(target)
+        return (
+            "<!doctype html><title>Signed out</title><p id='signed-out'>Signed out.</p>"
+        )
+
+    @app.get("/userinfo")
+    def userinfo() -> Response:
+        user = bearer.user("user-profile:read")
+        return jsonify(
+            {
+                "sub": user.sub,
+                "name": user.name,
+                "given_name": user.given_name,
+                "family_name": user.family_name,
+                "preferred_username": user.email,
+                "email": user.email,
+                "email_verified": True,
+                "locale": "en-US",
+            }
+        )
+
+    dm.register(app, world, bearer)
+    return app
+
+
+def _issuer() -> str:
+    # The URL the client used, so that links and `iss` match what it was told.
+    return request.host_url.rstrip("/")
+
+
+def _discovery(base: str) -> dict[str, Any]:
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}{AUTH}/authorize",
+        "token_endpoint": f"{base}{AUTH}/token",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "jwks_uri": f"{base}{AUTH}/keys",
+        "revoke_endpoint": f"{base}{AUTH}/revoke",
+        "revocation_endpoint": f"{base}{AUTH}/revoke",
+        "introspection_endpoint": f"{base}{AUTH}/introspect",
+        "end_session_endpoint": f"{base}{AUTH}/logout",
+        "scopes_supported": list(DEFAULT_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": oauth.AUTH_METHODS,
+        "claims_supported": [
+            "sub",
+            "name",
+            "email",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "nonce",
+        ],
+    }
+
+
+def _watch(app: Flask, limits: RateLimits, served: Counter[tuple[str, str]]) -> None:
+    lock = threading.Lock()
+
+    @app.before_request
+    def limit() -> Response | None:
+        if request.environ.get(_INTERNAL):
+            return None
+        wait = limits.check(request.url_rule.rule if request.url_rule else None)
+        if wait is None:
+            return None
+        body = {
+            "developerMessage": "Quota limit exceeded.",
+            "moreInfo": "https://aps.autodesk.com/en/docs/oauth/v2/developers_guide/rate-limiting/",
+            "errorCode": "",
+        }
+        response = jsonify(body)
+        response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        if not request.environ.get(_INTERNAL):
+            with lock:
+                served[(request.method, request.path)] += 1
+        return response
+
+
+def _one_place(incoming: Any) -> Response | None:
+    if not oauth.credentials_in_both_places(incoming):
+        return None
+    response = jsonify(
+        {
+            "error": "invalid_request",
+            "error_description": "Send the client credentials either in the "
+            "Authorization header or in the body, not in both.",
+        }
+    )
+    response.status_code = 400
+    return response
+
+
+def _consent_page(grant: Any, problem: str | None = None) -> str:
+    return render_template(
+        "consent.html",
+        app=grant.request.client.app,
+        scopes=(grant.request.scope or "").split(),
+        users=list(grant.server.world.users.values()),
+        action=request.full_path,
+        problem=problem,
+    )
+
+
+def _refuse_authorization(server: Any, error: OAuth2Error) -> Any:
+    # Only a callback URL registered for the app may receive an error;
+    # anything else gets a page, never a redirect.
+    if error.redirect_uri:
+        return server.handle_error_response(None, error)
+    detail = error.description or error.error
+    page = render_template(
+        "error.html", title="This sign-in request is refused", detail=detail
+    )
+    return Response(page, status=400, mimetype="text/html")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # Request lines carry query strings; the sandbox logs transitions only.
+
+
+class Sandbox:
+    """A running sandbox. Start one with :meth:`start`; stop it with :meth:`stop`."""
+
+    def __init__(self, world: World, app: Flask, server: BaseWSGIServer) -> None:
+        self.world = world
+        self._app = app
+        self._server = server
+        self._requests: Counter[tuple[str, str]] = app.extensions["requests"]
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="apshooks-sandbox",
+            daemon=True,
+        )
+
+    @classmethod
+    def start(
+        cls,
+        data: str | Path | None = None,
+        auto_consent: str | None = None,
+        lifetimes: Lifetimes | None = None,
+        rate_limits: RateLimitsOption = None,
+        callback_urls: Iterable[str] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allow_remote: bool = False,
+    ) -> Sandbox:
+        """Serve a sandbox in a background thread; return once it is listening.
+
+        ``data`` is a TOML data file (the default one when ``None``).
+        ``callback_urls`` are registered for every app, for clients that
+        listen on a free port.
+        """
+        _check_host(host, allow_remote)
+        world = load(data).with_callbacks(tuple(callback_urls))
+        app = create_app(
+            world,
+            lifetimes=lifetimes or Lifetimes(),
+            auto_consent=auto_consent,
+            rate_limits=rate_limits,
+        )
+        try:
+            server = make_server(
+                host, port, app, threaded=True, request_handler=_QuietHandler
+            )
+        except OSError as error:
+            raise SettingsError(
+                f"The sandbox cannot listen on {host}:{port} ({error.strerror}). "
+                "Choose another port, or 0 for any free one."
+            ) from None
+        sandbox = cls(world, app, server)
+        sandbox._thread.start()
+        logger.info("The APS sandbox serves {}.", sandbox.url)
+        return sandbox
+
+    @property
+    def url(self) -> str:
+        host = self._server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._server.port}"
+
+    @property
+    def client_id(self) -> str:
+        return self.world.default_client_id
+
+    @property
+    def requests(self) -> Counter[tuple[str, str]]:
+        """How often each ``(method, path)`` was served; updated under a lock."""
+        return self._requests
+
+    @property
+    def token_requests(self) -> int:
+        return self._requests[("POST", TOKEN_PATH)]
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings that point the SDK at this sandbox; ``overrides`` win."""
+        values: dict[str, Any] = {
+            "base_url": self.url,
+            "authorize_url": f"{self.url}{AUTH}/authorize",
+            "token_url": f"{self.url}{TOKEN_PATH}",
+            "userinfo_url": f"{self.url}/userinfo",
+            "revoke_url": f"{self.url}{AUTH}/revoke",
+            "client_id": self.client_id,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def environment(self) -> dict[str, str]:
+        """The same settings as ``APS_*`` environment variables."""
+        chosen = self.settings()
+        names = ("base_url", "authorize_url", "token_url", "userinfo_url", "revoke_url")
+        variables = {ENVIRONMENT[name]: str(getattr(chosen, name)) for name in names}
+        variables[ENVIRONMENT["client_id"]] = self.client_id
+        return variables
+
+    def consent(
+        self,
+        user: str,
+        client_id: str | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Sign ``user`` in to an app without a page; return the token response.
+
+        It goes through the same authorize and token endpoints a browser
+        would, so the tokens behave exactly like those of a real sign-in.
+        """
+        app = self.world.apps.get(client_id or self.client_id)
+        if app is None or not app.callback_urls:
+            raise SettingsError(
+                f"The sandbox has no app {client_id!r} with a callback URL. "
+                f"Its apps are: {', '.join(self.world.apps)}."
+            )
+        verifier = secrets.token_urlsafe(48)
+        query = {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.callback_urls[0],
+            "scope": " ".join(scopes if scopes is not None else DEFAULT_SCOPES),
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+        client = self._app.test_client()
+        options: dict[str, Any] = {
+            "base_url": self.url,
+            "environ_base": {_INTERNAL: True},
+        }
+        answer = client.post(
+            f"{AUTH}/authorize",
+            query_string=query,
+            data={"user": user, "decision": "allow"},
+            **options,
+        )
+        code = parse_qs(urlsplit(answer.headers.get("Location", "")).query).get("code")
+        if not code:
+            raise AuthenticationError(
+                f"The sandbox refused to sign {user} in to {app.name}. Check the "
+                "user's e-mail address and the scopes."
+            )
+        form = {
+            "grant_type": "authorization_code",
+            "code": code[0],
+            "redirect_uri": app.callback_urls[0],
+            "code_verifier": verifier,
+        }
+        headers = {}
+        if app.public:
+            form["client_id"] = app.client_id
+        else:
+            pair = f"{app.client_id}:{app.client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        tokens = client.post(TOKEN_PATH, data=form, headers=headers, **options)
+        body: dict[str, Any] = tokens.get_json()
+        return body
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Stopping twice does nothing."""
+        if not self._thread.is_alive():
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        logger.info("The APS sandbox at {} stopped.", self.url)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_host(host: str, allow_remote: bool) -> None:
+    if is_loopback(host) or allow_remote:
+        return
+    raise SettingsError(
+        f"The sandbox listens on loopback only, and {host} is not a loopback "
+        "address. Anyone who can reach it can sign in as any sandbox user; "
+        "allow that explicitly if you mean it."
+    )
