@@ -160,6 +160,13 @@ def sign_out(settings: Settings) -> str | None:
     return autodesk_id
 
 
+def stored_connection(settings: Settings) -> Connection | None:
+    """The signed-in user's connection, or None: never opens a browser."""
+    store = _store(settings)
+    autodesk_id = store.signed_in(client_id_of(settings))
+    return None if autodesk_id is None else _stored(settings, store, autodesk_id)
+
+
 def store_for(settings: Settings) -> SessionStore:
     """The process's store for ``settings`` (opened once)."""
     return _store(settings)
@@ -174,14 +181,7 @@ def _signed_in(settings: Settings, browser: Browser | None) -> Connection:
             "A job cannot sign in interactively. Connect as the job's submitter "
             "with aps.connect(user=job.parameters['SubmittedByAutodeskId'])."
         )
-    store = _store(settings)
-    client_id = client_id_of(settings)
-    autodesk_id = store.signed_in(client_id)
-    if autodesk_id is not None:
-        conn = _stored(settings, store, autodesk_id)
-        if conn is not None:
-            return conn
-    return sign_in(settings, browser)
+    return stored_connection(settings) or sign_in(settings, browser)
 
 
 def _impersonate(settings: Settings, user: str) -> Connection:
