@@ -328,6 +328,38 @@ def recording() -> Iterator[list[Handler]]:
         _recorder.reset(token)
 
 
+@contextmanager
+def isolated() -> Iterator[None]:
+    """Undo, at the end of the block, the registrations and declarations in it.
+
+    For tests: each one starts from, and leaves behind, the same handlers.
+    """
+    with _lock:
+        before = {name: set(entry.handlers) for name, entry in _events.items()}
+        operations = set(_operations)
+    try:
+        yield
+    finally:
+        with _lock:
+            _restore(before, operations)
+
+
+def _restore(before: dict[str, set[Handler]], operations: set[str]) -> None:
+    for name in list(_events):
+        entry = _events[name]
+        if name not in before:
+            del _events[name]
+            _namespace.pop(name, None)
+            continue
+        now = set(entry.handlers)
+        for handler in now - before[name]:
+            entry.signal.disconnect(handler)
+        for handler in before[name] - now:
+            entry.signal.connect(handler, weak=False)
+        _refresh(entry)
+    _operations.intersection_update(operations)
+
+
 def _refresh(entry: _Event) -> None:
     # The signal is the registry; emit walks this sorted snapshot of it, which
     # a concurrent registration replaces as a whole.
