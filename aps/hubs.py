@@ -75,6 +75,13 @@ class HubError:
         return f"{text} {self.detail or ''}".strip() + f" ({self.code}, {self.status})"
 
 
+class HubNotFound(KeyError):
+    """No hub has that name or id. The message lists the ones there are."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class Hubs(Sequence[Hub]):
     """The hubs, in the order APS listed them; look one up by name or id."""
 
@@ -102,7 +109,7 @@ class Hubs(Sequence[Hub]):
         for hub in self._hubs:
             if key in (hub.name, hub.id):
                 return hub
-        raise KeyError(self._missing(str(key)))
+        raise HubNotFound(self._missing(str(key)))
 
     def __contains__(self, key: object) -> bool:
         return any(key in (hub, hub.name, hub.id) for hub in self._hubs)
