@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aps._connect import ConnectionFailure, connect
-from aps.connection import Connection
+from aps.client import Connection
 from aps.errors import (
     APSError,
     AuthenticationError,

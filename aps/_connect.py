@@ -6,7 +6,6 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any, Literal, NoReturn, overload
 
 import attrs
@@ -14,7 +13,7 @@ import httpx
 from loguru import logger
 
 from aps import impersonation, logs
-from aps.connection import Connection
+from aps.client import Connection
 from aps.errors import AuthenticationError, ConsentRequired
 from aps.settings import Settings
 from aps.store import CONSENT_LIFETIME, Session, SessionStore
@@ -26,12 +25,9 @@ _lock = threading.Lock()
 _stores: dict[str, SessionStore] = {}
 _connections: dict[tuple[str, str, str], Connection] = {}
 
-# The workstation's connection is the process's; a job's belongs to its context,
+# The workstation's connection is the process's; a job's belongs to its scope,
 # so two jobs running side by side never see each other's.
 _current: Connection | None = None
-_current_in_job: ContextVar[Connection | None] = ContextVar(
-    "apshooks_connection", default=None
-)
 
 
 @attrs.frozen
@@ -117,7 +113,11 @@ def connect(
 
 def current() -> Connection | None:
     """The connection the last ``connect()`` here returned (``aps.connection``)."""
-    return _current_in_job.get() or _current
+    scope = impersonation.current()
+    if scope is not None:
+        conn: Connection | None = scope.connection
+        return conn
+    return _current
 
 
 def sign_in(
@@ -227,8 +227,9 @@ def _remember(
 
 def _make_current(conn: Connection) -> None:
     global _current
-    if impersonation.active():
-        _current_in_job.set(conn)
+    scope = impersonation.current()
+    if scope is not None:
+        scope.connection = conn
     else:
         _current = conn
 

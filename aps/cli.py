@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 from aps import _connect, logs
-from aps.connection import Connection
+from aps.client import Connection
 from aps.settings import Settings
 
 

@@ -12,39 +12,55 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
+
+import attrs
 
 from aps.errors import ImpersonationRefused
 
-_allowed: ContextVar[frozenset[str] | None] = ContextVar(
-    "apshooks_impersonation", default=None
-)
+
+@attrs.define
+class Scope:
+    """One job's scope: whom it may connect as, and the connection it made."""
+
+    allowed: frozenset[str]
+    connection: Any = None
+
+
+_scope: ContextVar[Scope | None] = ContextVar("apshooks_impersonation", default=None)
 
 
 @contextmanager
-def impersonation(autodesk_id: str, *, also: Iterable[str] = ()) -> Iterator[None]:
+def impersonation(autodesk_id: str, *, also: Iterable[str] = ()) -> Iterator[Scope]:
     """Allow ``connect(user=autodesk_id)`` (and the ``also`` IDs) in the block."""
-    token = _allowed.set(frozenset({autodesk_id, *also}))
+    scope = Scope(frozenset({autodesk_id, *also}))
+    token = _scope.set(scope)
     try:
-        yield
+        yield scope
     finally:
-        _allowed.reset(token)
+        _scope.reset(token)
+
+
+def current() -> Scope | None:
+    """The job's scope the caller runs in, if any."""
+    return _scope.get()
 
 
 def active() -> bool:
     """Whether the caller runs inside a job's impersonation scope."""
-    return _allowed.get() is not None
+    return _scope.get() is not None
 
 
 def check(user: str) -> None:
     """Raise :class:`ImpersonationRefused` unless ``user`` may be impersonated."""
-    allowed = _allowed.get()
-    if allowed is None:
+    scope = _scope.get()
+    if scope is None:
         raise ImpersonationRefused(
             f"Cannot connect as {user!r}: impersonation works only inside a job "
             "on the job processor. On a workstation, call aps.connect() without "
             "user= to connect as the signed-in Autodesk ID."
         )
-    if user not in allowed:
+    if user not in scope.allowed:
         raise ImpersonationRefused(
             f"Cannot connect as {user!r}: this job may impersonate only the "
             "Autodesk ID that submitted it. Add the ID to the processor's "

@@ -21,6 +21,7 @@ import selectors
 import socket
 import socketserver
 import sys
+import threading
 import time
 import webbrowser
 from collections.abc import Callable, Sequence
@@ -278,11 +279,28 @@ def _browser_code(
 
 
 def _open(browser: Callable[[str], object], url: str, settings: Settings) -> None:
+    # From a thread of its own: a browser command may return only when its window
+    # closes, and the listener has to answer the browser meanwhile.
     host = urlsplit(settings.authorization_endpoint).netloc
-    if browser(url) is False:
-        logger.info("No browser could be opened for sign-in at {}.", host)
-    else:
-        logger.info("Opened the browser for sign-in at {}.", host)
+    logger.info("Opening the browser for sign-in at {}.", host)
+    thread = threading.Thread(
+        target=_show, args=(browser, url), name="apshooks-browser", daemon=True
+    )
+    thread.start()
+
+
+def _show(browser: Callable[[str], object], url: str) -> None:
+    try:
+        opened = browser(url)
+    except Exception as error:
+        # The message might quote the URL, which holds the state: name the type.
+        logger.warning(
+            "The browser could not be opened ({}). Open the address shown instead.",
+            type(error).__name__,
+        )
+        return
+    if opened is False:
+        logger.warning("No browser could be opened. Open the address shown instead.")
 
 
 class _Listener:
@@ -347,7 +365,7 @@ class _Listener:
 
 def _timed_out(timeout: float) -> SignInTimeout:
     return SignInTimeout(
-        f"No answer came back from the browser within {timeout:.0f} seconds, so the "
+        f"No answer came back from the browser within {timeout:g} seconds, so the "
         "sign-in was stopped. Run the command again and finish signing in sooner, "
         "or use 'apshooks login --no-browser' on a machine without a browser."
     )

@@ -33,6 +33,15 @@ TOKEN_PATH = f"{AUTH}/token"
 # neither counted nor rate limited.
 _INTERNAL = "apshooks.sandbox.internal"
 
+_ENDPOINT_SETTINGS = (
+    "base_url",
+    "authorize_url",
+    "token_url",
+    "userinfo_url",
+    "revoke_url",
+    "keys_url",
+)
+
 RateLimitsOption = Mapping[str, int | RateLimit] | Literal["aps"] | None
 
 
@@ -322,6 +331,7 @@ class Sandbox:
             "token_url": f"{self.url}{TOKEN_PATH}",
             "userinfo_url": f"{self.url}/userinfo",
             "revoke_url": f"{self.url}{AUTH}/revoke",
+            "keys_url": f"{self.url}{AUTH}/keys",
             "client_id": self.client_id,
         }
         values.update(overrides)
@@ -330,10 +340,8 @@ class Sandbox:
     def environment(self) -> dict[str, str]:
         """The same settings as ``APS_*`` environment variables."""
         chosen = self.settings()
-        names = ("base_url", "authorize_url", "token_url", "userinfo_url", "revoke_url")
-        variables = {ENVIRONMENT[name]: str(getattr(chosen, name)) for name in names}
-        variables[ENVIRONMENT["client_id"]] = self.client_id
-        return variables
+        names = (*_ENDPOINT_SETTINGS, "client_id")
+        return {ENVIRONMENT[name]: str(getattr(chosen, name)) for name in names}
 
     def consent(
         self,
@@ -432,5 +440,5 @@ def _check_host(host: str, allow_remote: bool) -> None:
     raise SettingsError(
         f"The sandbox listens on loopback only, and {host} is not a loopback "
         "address. Anyone who can reach it can sign in as any sandbox user; "
-        "allow that explicitly if you mean it."
+        "pass --allow-remote (allow_remote=True in Python) if you mean it."
     )

@@ -48,13 +48,15 @@ def test_a_session_round_trips_and_no_token_is_stored_in_plain_text(
     again = _store(store_url).get("jane@example.com", "app")
     assert again is not None
     assert (again.access_token, again.refresh_token) == ("access-1", "refresh-1")
-    assert again.name == "Jane Doe" and again.scopes == ("data:read",)
+    assert again.name == "Jane Doe"
+    assert again.scopes == ("data:read",)
     assert _store(store_url).signed_in("app") == "jane@example.com"
 
     conn = store.db.connect()
     raw = conn.execute("SELECT refresh_token, access_token FROM sessions").fetchone()
     conn.close()
-    assert "refresh-1" not in raw[0] and "access-1" not in raw[1]
+    assert "refresh-1" not in raw[0]
+    assert "access-1" not in raw[1]
 
 
 def test_another_key_cannot_read_the_tokens(store_url: str) -> None:
@@ -73,7 +75,8 @@ def test_rotation_adopts_what_a_peer_already_rotated(store_url: str) -> None:
     calls: list[str] = []
     adopted = mine.rotate(seen, lambda rt: calls.append(rt) or _tokens(3))
     assert calls == []
-    assert adopted.access_token == "access-2" and adopted.refresh_token == "refresh-2"
+    assert adopted.access_token == "access-2"
+    assert adopted.refresh_token == "refresh-2"
 
 
 def test_concurrent_rotations_spend_the_refresh_token_once(store_url: str) -> None:
@@ -87,6 +90,7 @@ def test_concurrent_rotations_spend_the_refresh_token_once(store_url: str) -> No
             return _tokens(len(spent))
 
     results = []
+
     def worker() -> None:
         results.append(_store(store_url).rotate(seen, refresh).access_token)
 
@@ -110,7 +114,8 @@ def test_a_refused_grant_marks_the_session_lost(store_url: str) -> None:
     with pytest.raises(ConsentRequired, match="Sign in again"):
         store.rotate(seen, refuse)
     lost = store.get("jane@example.com", "app")
-    assert lost is not None and lost.refresh_token is None
+    assert lost is not None
+    assert lost.refresh_token is None
     assert [s.lost for s in store.sessions()] == [True]
 
 

@@ -30,7 +30,9 @@ def test_a_base_url_moves_every_endpoint(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.userinfo_endpoint == "http://127.0.0.1:9000/userinfo"
 
 
-def test_explicit_endpoints_for_any_oidc_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_endpoints_for_any_oidc_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("APS_TOKEN_URL", "https://idp.example/oauth2/token")
     monkeypatch.setenv("APS_AUTHORIZE_URL", "https://idp.example/oauth2/auth")
     settings = Settings.load()
@@ -41,10 +43,14 @@ def test_explicit_endpoints_for_any_oidc_server(monkeypatch: pytest.MonkeyPatch)
 def test_environment_wins_over_the_file_and_the_folder_file_over_config(
     home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (home / "apshooks.toml").write_text('client_id = "from-config"\nlog_level = "DEBUG"\n')
+    (home / "apshooks.toml").write_text(
+        'client_id = "from-config"\nlog_level = "DEBUG"\n'
+    )
     work = tmp_path / "work"
     work.mkdir()
-    (work / "apshooks.toml").write_text('client_id = "from-folder"\nscopes = ["data:read"]\n')
+    (work / "apshooks.toml").write_text(
+        'client_id = "from-folder"\nscopes = ["data:read"]\n'
+    )
     monkeypatch.chdir(work)
 
     assert Settings.load().client_id == "from-folder"
@@ -66,5 +72,6 @@ def test_unknown_and_broken_settings_are_named(home: Path) -> None:
 
 def test_secrets_are_masked_in_repr_and_listings() -> None:
     settings = Settings(client_id="a", client_secret="hush", secret_key="k3y")
-    assert "hush" not in repr(settings) and "k3y" not in repr(settings)
+    assert "hush" not in repr(settings)
+    assert "k3y" not in repr(settings)
     assert settings.safe_items()["client_secret"] == "(set)"

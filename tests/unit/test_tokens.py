@@ -14,8 +14,12 @@ from aps.settings import Settings
 from aps.tokens import GrantRefused, TokenClient
 
 TOKEN_URL = "https://developer.api.autodesk.com/authentication/v2/token"
-ANSWER = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 3599,
-          "refresh_token": "rt-2"}
+ANSWER = {
+    "access_token": "at-1",
+    "token_type": "Bearer",
+    "expires_in": 3599,
+    "refresh_token": "rt-2",
+}
 
 
 def _form(request: httpx.Request) -> dict[str, str]:
@@ -26,14 +30,18 @@ def _form(request: httpx.Request) -> dict[str, str]:
 def test_public_app_sends_client_id_in_the_body_only(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=TOKEN_URL, json=ANSWER)
     with httpx.Client() as http:
-        tokens = TokenClient(Settings(client_id="desk"), http).refresh("rt-1", ["data:read"])
+        tokens = TokenClient(Settings(client_id="desk"), http).refresh(
+            "rt-1", ["data:read"]
+        )
 
     request = httpx_mock.get_request()
     assert request is not None
     assert "Authorization" not in request.headers
     assert _form(request) == {
-        "grant_type": "refresh_token", "refresh_token": "rt-1",
-        "scope": "data:read", "client_id": "desk",
+        "grant_type": "refresh_token",
+        "refresh_token": "rt-1",
+        "scope": "data:read",
+        "client_id": "desk",
     }
     assert (tokens.access_token, tokens.refresh_token) == ("at-1", "rt-2")
 
@@ -42,20 +50,26 @@ def test_confidential_app_sends_basic_and_no_client_id(httpx_mock: HTTPXMock) ->
     httpx_mock.add_response(url=TOKEN_URL, json=ANSWER)
     settings = Settings(client_id="web", client_secret="s3cret")
     with httpx.Client() as http:
-        TokenClient(settings, http).exchange_code("c0de", "v" * 43, "http://localhost:8080/", [])
+        TokenClient(settings, http).exchange_code(
+            "c0de", "v" * 43, "http://localhost:8080/", []
+        )
 
     request = httpx_mock.get_request()
     assert request is not None
     expected = base64.b64encode(b"web:s3cret").decode()
     assert request.headers["Authorization"] == f"Basic {expected}"
     form = _form(request)
-    assert "client_id" not in form and "client_secret" not in form
+    assert "client_id" not in form
+    assert "client_secret" not in form
     assert form["code_verifier"] == "v" * 43
 
 
-def test_invalid_grant_is_its_own_error_and_quotes_no_token(httpx_mock: HTTPXMock) -> None:
+def test_invalid_grant_is_its_own_error_and_quotes_no_token(
+    httpx_mock: HTTPXMock,
+) -> None:
     httpx_mock.add_response(
-        url=TOKEN_URL, status_code=400,
+        url=TOKEN_URL,
+        status_code=400,
         json={"error": "invalid_grant", "error_description": "token rt-dead is spent"},
     )
     with httpx.Client() as http, pytest.raises(GrantRefused) as caught:
@@ -69,8 +83,12 @@ def test_throttled_requests_wait_as_told_then_succeed(
 ) -> None:
     waits: list[float] = []
     monkeypatch.setattr(retry.time, "sleep", waits.append)
-    httpx_mock.add_response(url=TOKEN_URL, status_code=429, headers={"Retry-After": "7"},
-                            json={"developerMessage": "Quota limit exceeded."})
+    httpx_mock.add_response(
+        url=TOKEN_URL,
+        status_code=429,
+        headers={"Retry-After": "7"},
+        json={"developerMessage": "Quota limit exceeded."},
+    )
     httpx_mock.add_response(url=TOKEN_URL, status_code=503)
     httpx_mock.add_response(url=TOKEN_URL, json=ANSWER)
 
@@ -95,5 +113,8 @@ def test_retries_run_out_with_a_clear_error(
 
 
 def test_no_client_id_says_how_to_set_one() -> None:
-    with httpx.Client() as http, pytest.raises(AuthenticationError, match="APS_CLIENT_ID"):
+    with (
+        httpx.Client() as http,
+        pytest.raises(AuthenticationError, match="APS_CLIENT_ID"),
+    ):
         TokenClient(Settings(), http)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from aps.connection import Connection
+from aps.client import Connection
 from aps.crypto import Cipher
 from aps.database import Database
 from aps.errors import RequestError
@@ -25,7 +25,9 @@ TOKEN_URL = f"{API}/authentication/v2/token"
 
 @pytest.fixture
 def store(home: Path) -> Iterator[SessionStore]:
-    store = SessionStore(Database(f"sqlite:///{home / 's.db'}"), Cipher.from_secret("k"))
+    store = SessionStore(
+        Database(f"sqlite:///{home / 's.db'}"), Cipher.from_secret("k")
+    )
     yield store
     store.close()
 
@@ -38,8 +40,13 @@ def _connect(store: SessionStore, lifetime: float = 3600) -> Connection:
 
 def _refreshed(httpx_mock: HTTPXMock, n: int) -> None:
     httpx_mock.add_response(
-        url=TOKEN_URL, method="POST",
-        json={"access_token": f"at-{n}", "refresh_token": f"rt-{n}", "expires_in": 3599},
+        url=TOKEN_URL,
+        method="POST",
+        json={
+            "access_token": f"at-{n}",
+            "refresh_token": f"rt-{n}",
+            "expires_in": 3599,
+        },
     )
 
 
@@ -65,7 +72,8 @@ def test_a_token_is_refreshed_five_minutes_before_it_expires_and_stored_first(
 
     assert conn.headers == {"Authorization": "Bearer at-2"}
     stored = store.get("jane@example.com", "desk")
-    assert stored is not None and stored.refresh_token == "rt-2"
+    assert stored is not None
+    assert stored.refresh_token == "rt-2"
 
 
 def test_a_401_refreshes_once_and_sends_again(
@@ -73,11 +81,13 @@ def test_a_401_refreshes_once_and_sends_again(
 ) -> None:
     conn = _connect(store)
     hubs_url = f"{API}/project/v1/hubs"
-    httpx_mock.add_response(url=hubs_url, status_code=401, match_headers={
-        "Authorization": "Bearer at-1"})
+    httpx_mock.add_response(
+        url=hubs_url, status_code=401, match_headers={"Authorization": "Bearer at-1"}
+    )
     _refreshed(httpx_mock, 2)
-    httpx_mock.add_response(url=hubs_url, json={"data": []}, match_headers={
-        "Authorization": "Bearer at-2"})
+    httpx_mock.add_response(
+        url=hubs_url, json={"data": []}, match_headers={"Authorization": "Bearer at-2"}
+    )
 
     assert conn.get("/project/v1/hubs").status_code == 200
     assert len(httpx_mock.get_requests(url=TOKEN_URL)) == 1
@@ -98,8 +108,13 @@ def test_paginate_follows_links_next_to_the_end(
     conn = _connect(store)
     first = f"{API}/project/v1/hubs/b.1/projects?page%5Blimit%5D=2"
     second = f"{API}/project/v1/hubs/b.1/projects?page%5Bnumber%5D=1&page%5Blimit%5D=2"
-    httpx_mock.add_response(url=first, json={
-        "data": [{"id": "p1"}, {"id": "p2"}], "links": {"next": {"href": second}}})
+    httpx_mock.add_response(
+        url=first,
+        json={
+            "data": [{"id": "p1"}, {"id": "p2"}],
+            "links": {"next": {"href": second}},
+        },
+    )
     httpx_mock.add_response(url=second, json={"data": [{"id": "p3"}], "links": {}})
 
     items = conn.paginate("/project/v1/hubs/b.1/projects", params={"page[limit]": 2})
@@ -120,21 +135,45 @@ def test_hubs_are_read_once_with_their_region_errors(
     store: SessionStore, httpx_mock: HTTPXMock
 ) -> None:
     conn = _connect(store)
-    httpx_mock.add_response(url=f"{API}/project/v1/hubs", json={
-        "data": [
-            {"type": "hubs", "id": "a.p1", "attributes": {
-                "name": "Jane's Hub", "region": "US",
-                "extension": {"type": "hubs:autodesk.a360:PersonalHub"}}},
-            {"type": "hubs", "id": "b.acc", "attributes": {
-                "name": "build_JohnsCompany", "region": "US",
-                "extension": {"type": "hubs:autodesk.bim360:Account"}}},
-        ],
-        "meta": {"warnings": [{
-            "Id": None, "HttpStatusCode": "403", "ErrorCode": "BIM360DM_ERROR",
-            "Title": "Unable to get hubs from BIM360DM EMEA.",
-            "Detail": "You don't have permission to access this API",
-            "AboutLink": None, "Source": [], "meta": []}]},
-    })
+    httpx_mock.add_response(
+        url=f"{API}/project/v1/hubs",
+        json={
+            "data": [
+                {
+                    "type": "hubs",
+                    "id": "a.p1",
+                    "attributes": {
+                        "name": "Jane's Hub",
+                        "region": "US",
+                        "extension": {"type": "hubs:autodesk.a360:PersonalHub"},
+                    },
+                },
+                {
+                    "type": "hubs",
+                    "id": "b.acc",
+                    "attributes": {
+                        "name": "build_JohnsCompany",
+                        "region": "US",
+                        "extension": {"type": "hubs:autodesk.bim360:Account"},
+                    },
+                },
+            ],
+            "meta": {
+                "warnings": [
+                    {
+                        "Id": None,
+                        "HttpStatusCode": "403",
+                        "ErrorCode": "BIM360DM_ERROR",
+                        "Title": "Unable to get hubs from BIM360DM EMEA.",
+                        "Detail": "You don't have permission to access this API",
+                        "AboutLink": None,
+                        "Source": [],
+                        "meta": [],
+                    }
+                ]
+            },
+        },
+    )
 
     assert [hub.name for hub in conn.hubs] == ["Jane's Hub", "build_JohnsCompany"]
     assert conn.hubs["b.acc"].kind is HubKind.ACC
