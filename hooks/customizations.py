@@ -184,6 +184,10 @@ class Watcher:
         logger.info(f"Watching {self.customizations.folder} for changed scripts.")
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop watching; returns once the thread has finished."""
         self._stopping.set()

@@ -128,7 +128,7 @@ def _show(result: Result) -> None:
     ]
     rows += [("restricted", r.entity, r.message, "") for r in result.restrictions]
     if not rows:
-        rows = [("", "(no handlers)", "", "")]
+        click.echo("  (no handlers)")
     _table(rows)
 
 
