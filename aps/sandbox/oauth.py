@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import attrs
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
@@ -218,43 +219,76 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         return {"sub": user.sub, "email": user.email, "name": user.name}
 
 
+@attrs.frozen
+class Found:
+    """A token as found by its string: the access or the refresh half."""
+
+    token: Token
+    refresh: bool
+
+    def check_client(self, client: Client) -> bool:
+        return self.token.check_client(client)
+
+    def is_expired(self) -> bool:
+        if self.refresh:
+            return (
+                self.token.refresh_spent or time.time() >= self.token.refresh_expires_at
+            )
+        return self.token.is_expired()
+
+    def is_revoked(self) -> bool:
+        return (
+            self.token.is_revoked() if not self.refresh else self.token.consent.revoked
+        )
+
+    @property
+    def expires_at(self) -> float:
+        if self.refresh:
+            return self.token.refresh_expires_at
+        return self.token.access_expires_at
+
+
 class _TokenLookup:
     """Finds a token by either of its strings, as revocation and introspection do."""
 
     server: Any
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        found_grants: Grants = self.server.grants
-        if token_type_hint == "refresh_token":
-            return found_grants.refresh(token_string) or found_grants.access(
-                token_string
-            )
-        return found_grants.access(token_string) or found_grants.refresh(token_string)
+    def query_token(
+        self, token_string: str, token_type_hint: str | None
+    ) -> Found | None:
+        record: Grants = self.server.grants
+        access = record.access(token_string)
+        if access is not None:
+            return Found(access, refresh=False)
+        refresh = record.refresh(token_string)
+        return Found(refresh, refresh=True) if refresh is not None else None
 
 
 class Revocation(_TokenLookup, RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def revoke_token(self, token: Token, request: Any) -> None:
+    def revoke_token(self, found: Found, request: Any) -> None:
         # Revoking a refresh token ends the consent; an access token, itself.
-        if request.form.get("token") == token.refresh_token:
-            self.server.grants.revoke_consent(token.consent)
+        consent = found.token.consent
+        if found.refresh:
+            self.server.grants.revoke_consent(consent)
             logger.info(
                 "The consent of {} for {} was revoked.",
-                token.consent.user.email,
-                token.consent.app.name,
+                consent.user.email,
+                consent.app.name,
             )
         else:
-            self.server.grants.revoke_access(token)
+            self.server.grants.revoke_access(found.token)
 
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def check_permission(self, token: Token, client: Client, request: Any) -> bool:
-        return token.check_client(client)
+    def check_permission(self, found: Found, client: Client, request: Any) -> bool:
+        return found.check_client(client)
 
-    def introspect_token(self, token: Token) -> dict[str, Any]:
+    def introspect_token(self, found: Found) -> dict[str, Any]:
+        token = found.token
         user = token.consent.user
         return {
             "active": True,
@@ -263,8 +297,8 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
             "username": user.email,
             "userid": user.sub,
             "sub": user.sub,
-            "token_type": "Bearer",
-            "exp": int(token.access_expires_at),
+            "token_type": "refresh_token" if found.refresh else "Bearer",
+            "exp": int(found.expires_at),
             "iat": int(token.issued_at),
         }
 
