@@ -195,18 +195,24 @@ def _impersonate(settings: Settings, user: str) -> Connection:
 
 
 def _stored(settings: Settings, store: SessionStore, user: str) -> Connection | None:
-    """The user's stored session as a connection, without any request."""
+    """The user's stored session as a connection, without any request.
+
+    The store is read each time (a local read, no request), so a session that
+    another process signed out or lost is noticed here too.
+    """
     client_id = client_id_of(settings)
     key = (settings.store_url, client_id, user)
-    cached = _connections.get(key)
-    if cached is not None and _usable(cached.session):
-        return cached
-
     session = store.get(user, client_id)
     if session is None or not _usable(session):
         if session is not None and session.refresh_token:
             logger.info("The consent of {} expired after 15 idle days.", user)
+        with _lock:
+            _connections.pop(key, None)
         return None
+
+    cached = _connections.get(key)
+    if cached is not None:
+        return cached
     return _remember(settings, store, session, _http())
 
 

@@ -31,6 +31,7 @@ _SECRET = re.compile(
     r"(['\"]?\s*[=:]\s*['\"]?)[\w.~+/=-]+"
 )
 
+_OWN = ("aps.", "hooks.")
 _lock = threading.Lock()
 _configured: dict[str, object] = {}
 
@@ -45,6 +46,11 @@ def _mask(match: re.Match[str]) -> str:
     if match.group(2):
         return f"{match.group(2)}{match.group(3)}***"
     return "***"
+
+
+def _not_the_sandbox(record: Record) -> bool:
+    # The sandbox stands in for APS; what it logs belongs to its own console.
+    return not record["name"].startswith("aps.sandbox")
 
 
 def configure(role: Role, settings: Settings) -> Path:
@@ -74,7 +80,7 @@ def configure(role: Role, settings: Settings) -> Path:
             path,
             level=settings.log_level.upper(),
             format=_FORMAT,
-            enqueue=False,
+            filter=_not_the_sandbox,
             encoding="utf-8",
         )
         _configured[role] = key
@@ -86,4 +92,11 @@ def _replace_default_sink() -> None:
         logger.remove(0)
     except ValueError:
         return  # The host already set up loguru its own way: leave it alone.
-    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+    # apshooks' own warnings are in the log file and reach the user as errors;
+    # the console keeps only the host's and its scripts' warnings.
+    logger.add(
+        sys.stderr,
+        level="WARNING",
+        format="{level}: {message}",
+        filter=lambda record: not record["name"].startswith(_OWN),
+    )
