@@ -50,7 +50,7 @@ def _mask(match: re.Match[str]) -> str:
 
 def _not_the_sandbox(record: Record) -> bool:
     # The sandbox stands in for APS; what it logs belongs to its own console.
-    return not record["name"].startswith("aps.sandbox")
+    return not (record["name"] or "").startswith("aps.sandbox")
 
 
 def configure(role: Role, settings: Settings) -> Path:
@@ -98,5 +98,5 @@ def _replace_default_sink() -> None:
         sys.stderr,
         level="WARNING",
         format="{level}: {message}",
-        filter=lambda record: not record["name"].startswith(_OWN),
+        filter=lambda record: not (record["name"] or "").startswith(_OWN),
     )
