@@ -229,9 +229,10 @@ def declare(event: str) -> str:
 
 def declare_operation(operation: str) -> tuple[str, str, str]:
     """Declare ``<operation>_Restrictions``, ``_Pre`` and ``_Post`` at once."""
-    names = tuple(declare(f"{operation}_{phase}") for phase in PHASES)
-    _operations.add(operation)
-    return names  # type: ignore[return-value]
+    restrictions, pre, post = (declare(f"{operation}_{phase}") for phase in PHASES)
+    with _lock:
+        _operations.add(operation)
+    return restrictions, pre, post
 
 
 def catalogue() -> list[str]:
@@ -305,7 +306,9 @@ def unregister(*handlers: Handler) -> None:
     """Remove handlers; those already removed are skipped."""
     with _lock:
         for handler in handlers:
-            entry = _events[handler.event]
+            entry = _events.get(handler.event)
+            if entry is None:
+                continue  # Its event is gone too (see isolated()).
             entry.signal.disconnect(handler)
             _refresh(entry)
 

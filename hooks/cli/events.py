@@ -89,8 +89,10 @@ commands: list[click.Command] = [fire, list_events]
 def _load(folder: Path | None) -> bool:
     settings = Settings.load()
     logs.configure("client", settings)
-    # A script that fails to load is logged, which the console shows too.
-    return custom.load(folder or settings.customizations_folder).ok
+    report = custom.load(folder or settings.customizations_folder)
+    for error in report.failed:
+        click.echo(f"Could not load {error}", err=True)
+    return report.ok
 
 
 def _operation(name: str, values: dict[str, Any]) -> tuple[list[Result], bool]:

@@ -189,7 +189,9 @@ def test_events_all_lists_the_whole_catalogue(tmp_path: Path) -> None:
     assert result.output.splitlines() == events.catalogue()
 
 
-def test_a_script_that_fails_to_load_is_shown_and_fails_fire(tmp_path: Path) -> None:
+def test_a_script_that_fails_to_load_is_shown_and_fails_fire(
+    tmp_path: Path, home: Path
+) -> None:
     (tmp_path / "bad.py").write_text("def broken(:\n", encoding="utf-8")
     env = {**os.environ, "APSHOOKS_CUSTOMIZATIONS": str(tmp_path)}
 
@@ -203,5 +205,7 @@ def test_a_script_that_fails_to_load_is_shown_and_fails_fire(tmp_path: Path) -> 
     )
 
     assert process.returncode == 1
-    assert f"Could not load script {tmp_path / 'bad.py'}, line 1" in process.stderr
+    assert "Could not load bad.py, line 1: SyntaxError" in process.stderr
+    log = (home / "logs" / "Client.log").read_text(encoding="utf-8")
+    assert f"Could not load script {tmp_path / 'bad.py'}, line 1" in log
     assert process.stdout.splitlines() == ["LoginVault_Post", "  (no handlers)"]
