@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -279,3 +283,90 @@ def test_localhost_is_answered_on_ipv6_too(
     assert result.tokens.access_token == "the-access-token"
     assert done.wait(5)
     assert pages == [200]
+
+
+class TokenEndpoint(BaseHTTPRequestHandler):
+    """A loopback token endpoint that grants every code it is sent."""
+
+    forms: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.forms.append(parse_qs(self.rfile.read(length).decode()))
+        body = json.dumps(TOKENS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def token_url() -> Iterator[str]:
+    TokenEndpoint.forms.clear()
+    server = HTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+SIGN_IN = """
+import httpx
+from aps.settings import Settings
+from aps.signin import sign_in
+from aps.tokens import TokenClient
+
+settings = Settings.load()
+with httpx.Client() as http:
+    result = sign_in(settings, TokenClient(settings, http), http, timeout=20)
+print(result.tokens.access_token)
+"""
+
+
+def test_the_browser_variable_chooses_the_browser(
+    port: int, token_url: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "browser.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, urllib.parse, urllib.request
+            query = urllib.parse.urlsplit(sys.argv[1]).query
+            state = urllib.parse.parse_qs(query)["state"][0]
+            url = "http://localhost:{port}/?code={CODE}&state=" + state
+            urllib.request.urlopen(url, timeout=5).read()
+            """
+        )
+    )
+    environment = {
+        **os.environ,
+        "BROWSER": f"{sys.executable} {script} %s",
+        "APS_CLIENT_ID": "app-id",
+        "APS_CALLBACK_URL": f"http://localhost:{port}/",
+        "APS_SCOPES": "data:read",
+        "APS_TOKEN_URL": token_url,
+    }
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGN_IN],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "the-access-token"
+    assert TokenEndpoint.forms[0]["code"] == [CODE]
+    assert "/authentication/v2/authorize?" in done.stderr  # the URL was announced
+    assert CODE not in done.stderr
+    assert TokenEndpoint.forms[0]["code_verifier"][0] not in done.stderr
