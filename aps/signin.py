@@ -12,6 +12,7 @@ the ``nonce``, nor the authorize URL that carries some of them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import html
@@ -133,7 +134,8 @@ def sign_in(
       and ``browser`` is not used.
     - ``timeout`` is how many seconds the listener waits, below five minutes.
     - ``prompt`` (``"login"`` or ``"create"``) is passed to the server.
-    - ``announce`` tells the user the URL; by default it is printed to stderr.
+    - ``announce`` tells the user the URL in browser mode; by default it is
+      printed to stderr. In paste mode ``paste`` shows it.
     """
     if not 0 < timeout < CODE_LIFETIME:
         raise ValueError(
@@ -145,7 +147,7 @@ def sign_in(
     url = authorize_url(settings, attempt, prompt)
 
     if paste is not None:
-        code = _pasted_code(url, paste, attempt, tell)
+        code = _pasted_code(url, paste, attempt)
     else:
         code = _browser_code(settings, url, browser, attempt, timeout, tell)
     logger.info("The sign-in code came back; trading it for tokens.")
@@ -235,17 +237,9 @@ def _print_to_stderr(text: str) -> None:
 # Paste mode: the browser is on another machine.
 
 
-def _pasted_code(
-    url: str,
-    paste: Callable[[str], str],
-    attempt: Attempt,
-    tell: Callable[[str], object],
-) -> str:
-    tell(
-        "Open this address in a browser on any machine and sign in. Then paste "
-        "here the full address the browser went to, even if that page did not "
-        f"load:\n\n  {url}\n"
-    )
+def _pasted_code(url: str, paste: Callable[[str], str], attempt: Attempt) -> str:
+    # ``paste`` shows the URL itself, with its own instructions, and reads the
+    # answer; announcing the URL here as well would show it twice.
     logger.info("Sign-in started without a browser; waiting for the pasted answer.")
     pasted = paste(url).strip()
     query = urlsplit(pasted).query or pasted
@@ -274,30 +268,34 @@ def _browser_code(
                 "Continue the sign-in in your browser. If no browser window opened, "
                 f"open this address:\n\n  {url}\n"
             )
-            _open(browser, url, settings)
+            _open(browser, url, settings, listener)
         return listener.wait(timeout)
 
 
-def _open(browser: Callable[[str], object], url: str, settings: Settings) -> None:
+def _open(
+    browser: Callable[[str], object],
+    url: str,
+    settings: Settings,
+    listener: _Listener,
+) -> None:
     # From a thread of its own: a browser command may return only when its window
     # closes, and the listener has to answer the browser meanwhile.
     host = urlsplit(settings.authorization_endpoint).netloc
     logger.info("Opening the browser for sign-in at {}.", host)
     thread = threading.Thread(
-        target=_show, args=(browser, url), name="apshooks-browser", daemon=True
+        target=_show,
+        args=(browser, url, listener),
+        name="apshooks-browser",
+        daemon=True,
     )
     thread.start()
 
 
-def _show(browser: Callable[[str], object], url: str) -> None:
+def _show(browser: Callable[[str], object], url: str, listener: _Listener) -> None:
     try:
         opened = browser(url)
-    except Exception as error:
-        # The message might quote the URL, which holds the state: name the type.
-        logger.warning(
-            "The browser could not be opened ({}). Open the address shown instead.",
-            type(error).__name__,
-        )
+    except BaseException as error:
+        listener.fail(error)  # raised by wait(), in the caller's thread
         return
     if opened is False:
         logger.warning("No browser could be opened. Open the address shown instead.")
@@ -312,6 +310,8 @@ class _Listener:
         self._state = state
         self._outcome: str | BaseException | None = None
         self._servers = _bind(parts, callback_url, self)
+        # fail() writes here to wake wait() from another thread.
+        self._wake, self._waker = socket.socketpair()
 
     def __enter__(self) -> _Listener:
         return self
@@ -319,11 +319,14 @@ class _Listener:
     def __exit__(self, *exc_info: object) -> None:
         for server in self._servers:
             server.server_close()
+        self._wake.close()
+        self._waker.close()
 
     def wait(self, timeout: float) -> str:
         """Serve requests until the answer came, or raise at the deadline."""
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
+            selector.register(self._wake, selectors.EVENT_READ)
             for server in self._servers:
                 selector.register(server, selectors.EVENT_READ)
             while self._outcome is None:
@@ -331,7 +334,8 @@ class _Listener:
                 if remaining <= 0:
                     raise _timed_out(timeout)
                 for key, _ in selector.select(remaining):
-                    cast(_Server, key.fileobj).handle_request()
+                    if isinstance(key.fileobj, _Server):
+                        key.fileobj.handle_request()
 
         if isinstance(self._outcome, BaseException):
             raise self._outcome
@@ -360,7 +364,11 @@ class _Listener:
         )
 
     def fail(self, error: BaseException) -> None:
+        """End the wait with ``error``; safe to call from any thread."""
         self._outcome = error
+        # Once closed, the wait is over anyway.
+        with contextlib.suppress(OSError):
+            self._waker.send(b"!")
 
 
 def _timed_out(timeout: float) -> SignInTimeout:

@@ -370,3 +370,30 @@ def test_the_browser_variable_chooses_the_browser(
     assert "/authentication/v2/authorize?" in done.stderr  # the URL was announced
     assert CODE not in done.stderr
     assert TokenEndpoint.forms[0]["code_verifier"][0] not in done.stderr
+
+
+def test_the_address_is_announced_on_stderr_by_default(
+    port: int, http: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = settings(port)
+
+    with pytest.raises(SignInTimeout):
+        sign_in(config, TokenClient(config, http), http, browser=None, timeout=0.2)
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Open this address in a browser" in err
+    assert f"{BASE}/authentication/v2/authorize?" in err
+
+
+def test_a_failing_browser_ends_the_sign_in_at_once(
+    port: int, http: httpx.Client
+) -> None:
+    def broken(url: str) -> None:
+        raise RuntimeError("no display")
+
+    # Were the wait not woken, this would end in SignInTimeout a minute later.
+    with pytest.raises(RuntimeError, match="no display"):
+        run(port, http, browser=broken, timeout=60)
+
+    assert_port_free(port)

@@ -110,7 +110,6 @@ def http() -> Iterator[httpx.Client]:
 
 
 def run(config: Settings, http: httpx.Client, user: User, **options: Any) -> Any:
-    options.setdefault("announce", lambda text: None)
     return sign_in(config, TokenClient(config, http), http, paste=user, **options)
 
 
@@ -229,14 +228,12 @@ def test_paste_mode_signs_in_and_verifies_the_id_token(
 ) -> None:
     user = User(allowing)
     serve_tokens(httpx_mock, user, id_token)
-    shown: list[str] = []
 
-    result = run(settings(), http, user, announce=shown.append, prompt="create")
+    result = run(settings(), http, user, prompt="create")
 
     assert result.tokens.access_token == ACCESS
     assert result.claims["sub"] == "USER42"
     assert user.sent["prompt"] == "create"
-    assert user.sent["state"] in shown[0]  # the user was shown the same URL
 
 
 def test_the_code_and_verifier_reach_the_token_endpoint(
@@ -374,25 +371,9 @@ def test_a_pasted_query_string_is_enough(
         return f"  code={CODE}&state={seen.sent['state']}\n"
 
     config = settings(scopes=("data:read",))
-    result = sign_in(
-        config, TokenClient(config, http), http, paste=paste, announce=lambda text: None
-    )
+    result = sign_in(config, TokenClient(config, http), http, paste=paste)
 
     assert result.tokens.access_token == ACCESS
-
-
-def test_the_url_goes_to_stderr_by_default(
-    httpx_mock: HTTPXMock, http: httpx.Client, capsys: pytest.CaptureFixture[str]
-) -> None:
-    user = User(allowing)
-    serve_tokens(httpx_mock, user, None)
-    config = settings(scopes=("data:read",))
-
-    sign_in(config, TokenClient(config, http), http, paste=user)
-
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert f"{BASE}/authentication/v2/authorize?" in err
 
 
 def test_no_secret_is_logged(httpx_mock: HTTPXMock, http: httpx.Client) -> None:
@@ -436,7 +417,6 @@ def test_a_callback_that_cannot_be_answered_here_is_refused(
             TokenClient(config, http),
             http,
             browser=None,
-            announce=lambda text: None,
         )
 
 
