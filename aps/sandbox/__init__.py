@@ -6,8 +6,22 @@ Start one in-process with :meth:`Sandbox.start`, or from a shell with
 
 from __future__ import annotations
 
-from aps.sandbox.app import Sandbox, create_app
+from typing import TYPE_CHECKING, Any
+
 from aps.sandbox.grants import Lifetimes
 from aps.sandbox.limits import RateLimit
 
+if TYPE_CHECKING:
+    from aps.sandbox.app import Sandbox, create_app
+
 __all__ = ["Lifetimes", "RateLimit", "Sandbox", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # The server needs Flask (the `sandbox` extra); importing it only when asked
+    # keeps `apshooks` working without it.
+    if name in ("Sandbox", "create_app"):
+        from aps.sandbox import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'aps.sandbox' has no attribute {name!r}")

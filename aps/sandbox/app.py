@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import secrets
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -54,14 +56,15 @@ def create_app(
 ) -> Flask:
     """The WSGI app that answers as APS does, for ``world``.
 
-    ``app.extensions["requests"]`` counts the requests it served.
+    ``app.extensions["requests"]`` (a :class:`Served`) counts the requests
+    it answered.
     """
     app = Flask(__name__, template_folder=str(Path(__file__).parent))
     record = Grants(lifetimes)
     server, protector = oauth.build(app, world, record, _issuer)
     bearer = Bearer(protector)
     consent_user = world.user(auto_consent) if auto_consent else None
-    served: Counter[tuple[str, str]] = Counter()
+    served = Served()
     app.extensions["requests"] = served
     _watch(app, RateLimits(rate_limits), served)
 
@@ -173,9 +176,23 @@ def _discovery(base: str) -> dict[str, Any]:
     }
 
 
-def _watch(app: Flask, limits: RateLimits, served: Counter[tuple[str, str]]) -> None:
-    lock = threading.Lock()
+class Served:
+    """The requests an app answered, per ``(method, path)``, counted under a lock."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, method: str, path: str) -> None:
+        with self._lock:
+            self._counts[(method, path)] += 1
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self._counts)
+
+
+def _watch(app: Flask, limits: RateLimits, served: Served) -> None:
     @app.before_request
     def limit() -> Response | None:
         if request.environ.get(_INTERNAL):
@@ -196,8 +213,7 @@ def _watch(app: Flask, limits: RateLimits, served: Counter[tuple[str, str]]) -> 
     @app.after_request
     def count(response: Response) -> Response:
         if not request.environ.get(_INTERNAL):
-            with lock:
-                served[(request.method, request.path)] += 1
+            served.add(request.method, request.path)
         return response
 
 
@@ -238,21 +254,63 @@ def _refuse_authorization(server: Any, error: OAuth2Error) -> Any:
     return Response(page, status=400, mimetype="text/html")
 
 
-class _QuietHandler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Connections:
+    """The open client connections of one server, so stop() can close them."""
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # Request lines carry query strings; the sandbox logs transitions only.
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+
+    def add(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open.add(connection)
+
+    def remove(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(connection)
+
+    def close_all(self) -> None:
+        # Without this a client's keep-alive connection would go on being
+        # answered by a sandbox that has stopped.
+        with self._lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+def _handler(connections: _Connections) -> type[WSGIRequestHandler]:
+    class Handler(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.add(self.connection)
+
+        def finish(self) -> None:
+            connections.remove(self.connection)
+            super().finish()
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # Request lines carry query strings; the sandbox logs transitions.
+
+    return Handler
 
 
 class Sandbox:
     """A running sandbox. Start one with :meth:`start`; stop it with :meth:`stop`."""
 
-    def __init__(self, world: World, app: Flask, server: BaseWSGIServer) -> None:
+    def __init__(
+        self,
+        world: World,
+        app: Flask,
+        server: BaseWSGIServer,
+        connections: _Connections,
+    ) -> None:
         self.world = world
         self._app = app
         self._server = server
-        self._requests: Counter[tuple[str, str]] = app.extensions["requests"]
+        self._connections = connections
+        self._served: Served = app.extensions["requests"]
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -287,16 +345,17 @@ class Sandbox:
             auto_consent=auto_consent,
             rate_limits=rate_limits,
         )
+        connections = _Connections()
         try:
             server = make_server(
-                host, port, app, threaded=True, request_handler=_QuietHandler
+                host, port, app, threaded=True, request_handler=_handler(connections)
             )
         except OSError as error:
             raise SettingsError(
                 f"The sandbox cannot listen on {host}:{port} ({error.strerror}). "
                 "Choose another port, or 0 for any free one."
             ) from None
-        sandbox = cls(world, app, server)
+        sandbox = cls(world, app, server, connections)
         sandbox._thread.start()
         logger.info("The APS sandbox serves {}.", sandbox.url)
         return sandbox
@@ -316,12 +375,12 @@ class Sandbox:
 
     @property
     def requests(self) -> Counter[tuple[str, str]]:
-        """How often each ``(method, path)`` was served; updated under a lock."""
-        return self._requests
+        """How often each ``(method, path)`` was served, as of now (a copy)."""
+        return self._served.snapshot()
 
     @property
     def token_requests(self) -> int:
-        return self._requests[("POST", TOKEN_PATH)]
+        return self.requests[("POST", TOKEN_PATH)]
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings that point the SDK at this sandbox; ``overrides`` win."""
@@ -354,6 +413,7 @@ class Sandbox:
         It goes through the same authorize and token endpoints a browser
         would, so the tokens behave exactly like those of a real sign-in.
         """
+        self.world.user(user)  # An unknown user is refused with the known ones.
         app = self.world.apps.get(client_id or self.client_id)
         if app is None or not app.callback_urls:
             raise SettingsError(
@@ -409,6 +469,7 @@ class Sandbox:
         if not self._thread.is_alive():
             return
         self._server.shutdown()
+        self._connections.close_all()
         self._server.server_close()
         self._thread.join()
         logger.info("The APS sandbox at {} stopped.", self.url)

@@ -11,7 +11,7 @@ from typing import Literal
 import click
 
 from aps.sandbox.grants import Lifetimes
-from aps.sandbox.limits import ENDPOINTS, RateLimit
+from aps.sandbox.limits import APS_PRESET, ENDPOINTS, RateLimit
 
 DEFAULT_PORT = 8765
 
@@ -95,12 +95,16 @@ def sandbox(
     It prints the settings that point apshooks at it, then serves until
     Ctrl+C.
     """
-    from aps.sandbox.app import Sandbox, is_loopback
+    try:
+        from aps.sandbox.app import Sandbox, is_loopback
+    except ImportError as error:
+        raise click.ClickException(
+            f"The sandbox cannot start: {error}. Install it with "
+            "pip install 'apshooks[sandbox]'."
+        ) from None
 
     rate_limits: dict[str, int | RateLimit] = {}
     if preset == "aps":
-        from aps.sandbox.limits import APS_PRESET
-
         rate_limits.update(APS_PRESET)
     rate_limits.update(_parse_limits(limits, window))
 

@@ -381,12 +381,16 @@ def test_extra_callback_urls_are_registered_for_every_app() -> None:
             assert "code" in callback
 
 
-def test_stopping_releases_the_port() -> None:
+def test_stopping_releases_the_port_and_drops_open_connections() -> None:
     sandbox = Sandbox.start()
     port = int(sandbox.url.rsplit(":", 1)[1])
-    sandbox.stop()
+    discovery = f"{sandbox.url}/.well-known/openid-configuration"
+    with httpx.Client() as kept_alive:
+        assert kept_alive.get(discovery).status_code == 200
+        sandbox.stop()
+
+        with pytest.raises(httpx.TransportError):
+            kept_alive.get(discovery)
 
     with socket.create_server(("127.0.0.1", port)):
         pass
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{sandbox.url}/.well-known/openid-configuration")
