@@ -145,6 +145,8 @@ class Processor:
         with self._lock:
             if self._running:
                 return False
+        # A job whose worker died is runnable again once its lease ran out.
+        self._reap()
         return self.queue.pending(self.types) == 0
 
     def _wait(self) -> None:

@@ -135,7 +135,8 @@ class Queue:
     # How this backend matches a job name against one glob pattern.
     match_sql = ""
 
-    def glob(self, pattern: str) -> str:
+    @staticmethod
+    def glob(pattern: str) -> str:
         """``pattern`` as ``match_sql`` expects it."""
         return pattern
 

@@ -45,7 +45,8 @@ class PostgreSQLQueue(Queue):
         # Each schema is a queue of its own, so it gets a channel of its own.
         self.channel = f"apshooks_jobs_{schema_name}"[:63].lower()
 
-    def glob(self, pattern: str) -> str:
+    @staticmethod
+    def glob(pattern: str) -> str:
         escaped = pattern.replace("\\", "\\\\")
         escaped = escaped.replace("%", "\\%").replace("_", "\\_")
         return escaped.replace("*", "%").replace("?", "_")
@@ -60,8 +61,7 @@ class PostgreSQLQueue(Queue):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            for _ in listener.notifies(timeout=min(left, LISTEN_SLICE), stop_after=1):
-                self._drain(listener)
+            if self._received(listener, min(left, LISTEN_SLICE)):
                 return
 
     def _listen(self) -> Any:
@@ -72,9 +72,17 @@ class PostgreSQLQueue(Queue):
             self._listener.execute(f'LISTEN "{self.channel}"')
         return self._listener
 
-    def _drain(self, listener: Any) -> None:
-        for _ in listener.notifies(timeout=0, stop_after=1000):
-            pass
+    def _received(self, listener: Any, timeout: float) -> bool:
+        """Whether a notification came within ``timeout``; reads all that did."""
+        received = False
+        for _ in listener.notifies(timeout=timeout, stop_after=1):
+            received = True
+        if received:
+            # Many jobs added at once send many notifications; one wake-up
+            # claims them all, so the rest are read and dropped.
+            for _ in listener.notifies(timeout=0):
+                pass
+        return received
 
     def start_listening(self) -> None:
         self._listen()
