@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from browser_support import chromium
 from pytest_httpx import HTTPXMock
 
 from aps import signin
@@ -397,3 +398,65 @@ def test_a_failing_browser_ends_the_sign_in_at_once(
         run(port, http, browser=broken, timeout=60)
 
     assert_port_free(port)
+
+
+class AuthorizeEndpoint(BaseHTTPRequestHandler):
+    """An authorize endpoint that consents at once and redirects to the callback."""
+
+    def do_GET(self) -> None:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        answer = urlencode({"code": CODE, "state": query["state"]})
+        self.send_response(302)
+        self.send_header("Location", f"{query['redirect_uri']}?{answer}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.browser
+def test_a_real_browser_lands_on_the_finished_page(
+    port: int, http: httpx.Client, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=TOKEN_URL, json=TOKENS)
+    server = HTTPServer(("127.0.0.1", 0), AuthorizeEndpoint)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    shown: list[str] = []
+    closed = threading.Event()
+
+    def browser(url: str) -> None:
+        # Playwright objects belong to the thread that made them: this one.
+        try:
+            with chromium() as launched:
+                page = launched.new_page()
+                page.goto(url)
+                shown.append(page.text_content("body") or "")
+        finally:
+            closed.set()
+
+    config = Settings(
+        client_id="app-id",
+        base_url=BASE,
+        scopes=("data:read",),
+        callback_url=f"http://localhost:{port}/callback",
+        authorize_url=f"http://127.0.0.1:{server.server_address[1]}/authorize",
+    )
+    try:
+        result = sign_in(
+            config,
+            TokenClient(config, http),
+            http,
+            announce=lambda text: None,
+            browser=browser,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join()
+
+    assert result.tokens.access_token == "the-access-token"
+    assert closed.wait(30)
+    assert "Sign-in finished. You can close this window" in shown[0]
