@@ -334,7 +334,8 @@ class _Listener:
                 if remaining <= 0:
                     raise _timed_out(timeout)
                 for key, _ in selector.select(remaining):
-                    if isinstance(key.fileobj, _Server):
+                    # Once one request brought the answer, the others wait.
+                    if isinstance(key.fileobj, _Server) and self._outcome is None:
                         key.fileobj.handle_request()
 
         if isinstance(self._outcome, BaseException):
@@ -352,7 +353,7 @@ class _Listener:
             return 400, _page(
                 "Request ignored",
                 "This answer does not belong to the sign-in in progress, so it was "
-                "ignored. Finish signing in in the window apshooks opened.",
+                "ignored. Finish the sign-in from the address apshooks showed.",
             )
         except AuthenticationError as error:
             self._outcome = error
@@ -364,8 +365,9 @@ class _Listener:
         )
 
     def fail(self, error: BaseException) -> None:
-        """End the wait with ``error``; safe to call from any thread."""
-        self._outcome = error
+        """End the wait with ``error``, unless it has ended; from any thread."""
+        if self._outcome is None:
+            self._outcome = error
         # Once closed, the wait is over anyway.
         with contextlib.suppress(OSError):
             self._waker.send(b"!")
