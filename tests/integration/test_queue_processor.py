@@ -1,0 +1,215 @@
+"""The job processor with real job scripts, working folders and log files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import aps
+from aps.errors import StoreError
+from aps.impersonation import check
+from aps.settings import Settings
+from hooks import Job, Processor, Status, add_job, job, open_queue
+from hooks.queue import Queue
+
+
+@pytest.fixture
+def queue(home: Path) -> Iterator[Queue]:
+    opened = open_queue(f"sqlite:///{home / 'store.db'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def jobs_folder(home: Path) -> Path:
+    folder = home / "jobs"
+    folder.mkdir()
+    return folder
+
+
+def write_script(
+    folder: Path, name: str, body: str, *, mtime: float | None = None
+) -> None:
+    script = folder / f"{name}.py"
+    script.write_text(
+        "from hooks import job\n\n" + textwrap.dedent(body), encoding="utf-8"
+    )
+    if mtime is not None:
+        os.utime(script, (mtime, mtime))
+
+
+def run(queue: Queue, folder: Path, **options: object) -> None:
+    Processor(queue, jobs_folder=folder, lease=2.0, **options).run_until_empty()  # type: ignore[arg-type]
+
+
+def test_the_job_script_named_after_the_job_type_runs_it(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    write_script(
+        jobs_folder,
+        "Sample.Greet",
+        """
+        @job("Sample.Greet")
+        def greet(job):
+            return f"Hello {job.parameters['Who']} from job {job.id}"
+        """,
+    )
+    added = add_job("Sample.Greet", {"Who": "Jane"}, queue=queue)
+
+    run(queue, jobs_folder)
+
+    assert queue.get(added.id).result == f"Hello Jane from job {added.id}"
+
+
+def test_a_changed_script_is_used_from_the_next_job_on(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    body = '@job("Sample.Version")\ndef version(job):\n    return {}\n'
+    write_script(jobs_folder, "Sample.Version", body.format(1), mtime=1_000_000)
+    first = add_job("Sample.Version", queue=queue)
+    run(queue, jobs_folder)
+
+    write_script(jobs_folder, "Sample.Version", body.format(2), mtime=2_000_000)
+    second = add_job("Sample.Version", queue=queue)
+    run(queue, jobs_folder)
+
+    assert (queue.get(first.id).result, queue.get(second.id).result) == (1, 2)
+
+
+def test_a_missing_or_broken_script_fails_its_job_and_the_rest_still_run(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    write_script(jobs_folder, "Sample.Broken", "def broken(:\n")
+    write_script(jobs_folder, "Sample.Empty", "x = 1\n")
+    write_script(
+        jobs_folder,
+        "Sample.Fine",
+        '@job("Sample.Fine")\ndef fine(job):\n    return 1\n',
+    )
+    missing = add_job("Sample.Missing", queue=queue)
+    broken = add_job("Sample.Broken", queue=queue)
+    empty = add_job("Sample.Empty", queue=queue)
+    fine = add_job("Sample.Fine", queue=queue)
+
+    run(queue, jobs_folder)
+
+    assert [queue.get(j.id).status for j in (missing, broken, empty)] == [
+        Status.FAILED
+    ] * 3
+    assert "No job script for job type 'Sample.Missing'" in str(
+        queue.get(missing.id).error
+    )
+    assert "failed to load: SyntaxError" in str(queue.get(broken.id).error)
+    assert '@job("Sample.Empty")' in str(queue.get(empty.id).error)
+    assert queue.get(fine.id).status is Status.SUCCESS
+
+
+def test_each_job_gets_a_fresh_working_folder_removed_afterwards(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    seen: list[tuple[Path, bool, list[Path]]] = []
+
+    @job("Proc.Workdir")
+    def use_workdir(job: Job) -> None:
+        assert job.workdir is not None
+        contents = list(job.workdir.iterdir())
+        (job.workdir / "out.pdf").write_bytes(b"%PDF")
+        seen.append((job.workdir, job.workdir.is_dir(), contents))
+
+    add_job("Proc.Workdir", queue=queue)
+    add_job("Proc.Workdir", queue=queue)
+    run(queue, jobs_folder)
+
+    (first, first_was_dir, first_contents), (second, _, second_contents) = seen
+    assert first != second
+    assert first_was_dir
+    assert first_contents == second_contents == []
+    assert not first.exists()
+    assert not second.exists()
+
+
+def test_a_job_may_impersonate_only_its_submitter(
+    queue: Queue, jobs_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @job("Proc.Impersonate")
+    def impersonate(job: Job) -> str:
+        check(job.autodesk_id or "")
+        check(str(job.parameters["Other"]))
+        return "impersonated both"
+
+    monkeypatch.setattr(
+        aps, "connection", SimpleNamespace(user="jane@example.com"), raising=False
+    )
+    added = add_job("Proc.Impersonate", {"Other": "joe@example.com"}, queue=queue)
+    allowed = add_job("Proc.Impersonate", {"Other": "svc@example.com"}, queue=queue)
+    monkeypatch.setattr(aps, "connection", None)
+    anonymous = add_job("Proc.Impersonate", {"Other": "joe@example.com"}, queue=queue)
+
+    run(queue, jobs_folder, settings=Settings.load(impersonate="svc@example.com"))
+
+    assert queue.get(added.id).status is Status.FAILED
+    assert "Cannot connect as 'joe@example.com'" in str(queue.get(added.id).error)
+    assert queue.get(allowed.id).result == "impersonated both"
+    assert "only inside a job" in str(queue.get(anonymous.id).error)
+
+
+def test_a_job_whose_consent_expired_fails_with_the_documented_text(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    @job("Proc.Consent")
+    def consent(job: Job) -> None:
+        raise aps.errors.ConsentRequired.for_job("jane@example.com")
+
+    added = add_job("Proc.Consent", queue=queue)
+    run(queue, jobs_folder)
+
+    assert queue.get(added.id).error == (
+        "Job processing requires Autodesk Platform Services authentication! "
+        "Please connect on your workstation using Autodesk ID 'jane@example.com' "
+        "and grant consent."
+    )
+
+
+def test_the_processor_log_has_one_line_per_transition_and_no_parameter(
+    queue: Queue, jobs_folder: Path, home: Path
+) -> None:
+    job("Proc.Logged")(lambda job: None)
+    job("Proc.Failing")(lambda job: 1 / 0)
+    good = add_job("Proc.Logged", {"Password": "hunter2-secret"}, queue=queue)
+    bad = add_job("Proc.Failing", queue=queue)
+
+    run(queue, jobs_folder)
+
+    log = (home / "logs" / "Processor.log").read_text(encoding="utf-8")
+    assert f"Job {good.id} (Proc.Logged) was claimed by" in log
+    assert f"Job {good.id} (Proc.Logged) succeeded in" in log
+    assert f"Job {bad.id} (Proc.Failing) failed: division by zero" in log
+    assert "hunter2-secret" not in log
+
+
+def test_a_damaged_store_file_is_reported_and_left_as_it_was(home: Path) -> None:
+    damaged = home / "damaged.db"
+    damaged.write_bytes(b"this is not an SQLite database" * 100)
+    before = damaged.read_bytes()
+
+    with pytest.raises(StoreError, match="cannot be read"):
+        open_queue(f"sqlite:///{damaged}")
+
+    assert damaged.read_bytes() == before
+
+
+def test_add_job_uses_the_store_from_the_settings(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APSHOOKS_STORE", str(home / "configured.db"))
+
+    added = add_job("Proc.Configured", {"EntityId": 42})
+
+    stored = open_queue(f"sqlite:///{home / 'configured.db'}")
+    assert stored.get(added.id).parameters == {"EntityId": 42}
+    stored.close()
