@@ -12,7 +12,8 @@ from aps.sandbox.grants import Lifetimes
 from aps.sandbox.limits import RateLimit
 
 if TYPE_CHECKING:
-    from aps.sandbox.app import Sandbox, create_app
+    from aps.sandbox.app import create_app
+    from aps.sandbox.server import Sandbox
 
 __all__ = ["Lifetimes", "RateLimit", "Sandbox", "create_app"]
 
@@ -20,8 +21,12 @@ __all__ = ["Lifetimes", "RateLimit", "Sandbox", "create_app"]
 def __getattr__(name: str) -> Any:
     # The server needs Flask (the `sandbox` extra); importing it only when asked
     # keeps `apshooks` working without it.
-    if name in ("Sandbox", "create_app"):
-        from aps.sandbox import app
+    if name == "Sandbox":
+        from aps.sandbox.server import Sandbox
 
-        return getattr(app, name)
+        return Sandbox
+    if name == "create_app":
+        from aps.sandbox.app import create_app
+
+        return create_app
     raise AttributeError(f"module 'aps.sandbox' has no attribute {name!r}")

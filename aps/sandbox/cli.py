@@ -96,7 +96,7 @@ def sandbox(
     Ctrl+C.
     """
     try:
-        from aps.sandbox.app import Sandbox, is_loopback
+        from aps.sandbox.server import Sandbox, is_loopback
     except ImportError as error:
         raise click.ClickException(
             f"The sandbox cannot start: {error}. Install it with "

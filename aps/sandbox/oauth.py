@@ -72,25 +72,29 @@ class Client:
         return grant_type in ("authorization_code", "refresh_token")
 
 
-@functools.cache
+_key_lock = threading.Lock()
+
+
 def signing_key() -> RSAKey:
     """The key that signs ID tokens, made once per process when first needed.
 
     Generating it lazily keeps :meth:`Sandbox.start` fast; sharing it across
-    sandboxes in one process is harmless, as every sandbox publishes it.
+    sandboxes in one process is harmless, as every sandbox publishes it. The
+    lock makes sure two first requests do not make two different keys.
     """
+    with _key_lock:
+        return _generate_key()
+
+
+@functools.cache
+def _generate_key() -> RSAKey:
     return RSAKey.generate_key(
         2048, parameters={"kid": KEY_ID, "use": "sig", "alg": "RS256"}, private=True
     )
 
 
-_key_lock = threading.Lock()
-
-
 def public_keys() -> dict[str, Any]:
-    with _key_lock:
-        key = signing_key()
-    return {"keys": [key.as_dict(private=False)]}
+    return {"keys": [signing_key().as_dict(private=False)]}
 
 
 def _drop_scope(response: tuple[int, Any, Any]) -> tuple[int, Any, Any]:
@@ -194,8 +198,7 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         self.DEFAULT_EXPIRES_IN = max(1, int(lifetime))
 
     def resolve_client_private_key(self, client: Client) -> RSAKey:
-        with _key_lock:
-            return signing_key()
+        return signing_key()
 
     def get_client_algorithm(self, client: Client) -> str:
         return "RS256"
@@ -213,7 +216,9 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         }
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        return False  # Nonces are the client's to check; APS does not refuse reuse.
+        # The client checks the nonce against its own request; the sandbox
+        # keeps no record of them.
+        return False
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
         return {"sub": user.sub, "email": user.email, "name": user.name}
