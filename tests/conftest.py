@@ -26,6 +26,21 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _forget_connections() -> Iterator[None]:
+    """No connection, cached session or open store outlives its test."""
+    yield
+    from aps import _connect
+
+    _connect._current = None
+    for conn in _connect._connections.values():
+        conn.close()
+    _connect._connections.clear()
+    for store in _connect._stores.values():
+        store.close()
+    _connect._stores.clear()
+
+
 def _pg_admin() -> object:
     try:
         import psycopg
