@@ -195,7 +195,7 @@ class Sandbox:
         self,
         user: str,
         client_id: str | None = None,
-        scopes: Iterable[str] | None = None,
+        scopes: str | Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Sign ``user`` in to an app without a page; return the token response.
 
@@ -214,7 +214,7 @@ class Sandbox:
             "response_type": "code",
             "client_id": app.client_id,
             "redirect_uri": app.callback_urls[0],
-            "scope": " ".join(scopes if scopes is not None else DEFAULT_SCOPES),
+            "scope": _scope(scopes),
             "state": secrets.token_urlsafe(8),
             "nonce": secrets.token_urlsafe(8),
             "code_challenge": create_s256_code_challenge(verifier),
@@ -273,6 +273,14 @@ class Sandbox:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _scope(scopes: str | Iterable[str] | None) -> str:
+    if scopes is None:
+        return " ".join(DEFAULT_SCOPES)
+    if isinstance(scopes, str):
+        return " ".join(scopes.replace(",", " ").split())
+    return " ".join(scopes)
 
 
 def is_loopback(host: str) -> bool:

@@ -354,7 +354,7 @@ def test_consent_helper_gives_working_tokens_without_counting_requests(
 
 
 def test_consent_helper_works_for_the_confidential_app(sandbox: Sandbox) -> None:
-    tokens = sandbox.consent("john@example.com", client_id=WEB_ID, scopes=["data:read"])
+    tokens = sandbox.consent("john@example.com", client_id=WEB_ID, scopes="data:read")
 
     assert "id_token" not in tokens
     assert tokens["token_type"] == "Bearer"
