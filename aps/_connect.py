@@ -124,14 +124,20 @@ def sign_in(
     settings: Settings,
     browser: Browser | None = webbrowser.open,
     paste: Callable[[str], str] | None = None,
+    announce: Callable[[str], object] | None = None,
 ) -> Connection:
-    """Sign in through the browser (or a pasted URL) and store the new session."""
+    """Sign in through the browser (or a pasted URL) and store the new session.
+
+    ``announce`` tells the user the sign-in URL (stderr by default).
+    """
     from aps.signin import sign_in as run_sign_in
 
     store = _store(settings)
     http = _http()
     tokens = TokenClient(settings, http)
-    result = run_sign_in(settings, tokens, http, browser=browser, paste=paste)
+    result = run_sign_in(
+        settings, tokens, http, browser=browser, paste=paste, announce=announce
+    )
     access_token = result.tokens.access_token
     autodesk_id, name = _identity(settings, http, access_token, result.claims)
 

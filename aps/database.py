@@ -59,8 +59,8 @@ class Database:
 
     @property
     def path(self) -> Path:
-        """The SQLite file."""
-        return Path(unquote(urlsplit(self.url).path))
+        """The SQLite file: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
+        return Path(unquote(urlsplit(self.url).path)[1:])
 
     @property
     def display(self) -> str:

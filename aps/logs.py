@@ -70,6 +70,7 @@ def configure(role: Role, settings: Settings) -> Path:
         if not _configured:
             logger.configure(patcher=_redact)
             _replace_default_sink()
+            _configured["console"] = True
 
         sink_id = _configured.pop(f"{role}-sink", None)
         if isinstance(sink_id, int):
@@ -85,6 +86,18 @@ def configure(role: Role, settings: Settings) -> Path:
         )
         _configured[role] = key
     return path
+
+
+def quiet_console() -> None:
+    """Keep apshooks' log lines off the console before any log file is set up.
+
+    Hosts that set up loguru themselves are left alone.
+    """
+    with _lock:
+        if not _configured:
+            logger.configure(patcher=_redact)
+            _replace_default_sink()
+            _configured["console"] = True
 
 
 def _replace_default_sink() -> None:

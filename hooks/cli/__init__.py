@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from aps import logs
 from aps.cli import commands as session_commands
 from aps.errors import APSError
 from aps.sandbox.cli import sandbox
@@ -28,6 +29,7 @@ class _Group(click.Group):
 @click.version_option(package_name="apshooks")
 def main() -> None:
     """Automate Autodesk Vault workflows against Autodesk Platform Services."""
+    logs.quiet_console()
 
 
 for command in (
