@@ -23,7 +23,7 @@ from aps.errors import (
     SignInTimeout,
     StoreError,
 )
-from aps.hubs import Hub, HubError, HubKind, Hubs
+from aps.hubs import Hub, HubError, HubKind, HubNotFound, Hubs
 from aps.impersonation import impersonation
 from aps.settings import Settings
 
@@ -36,6 +36,7 @@ __all__ = [
     "Hub",
     "HubError",
     "HubKind",
+    "HubNotFound",
     "Hubs",
     "ImpersonationRefused",
     "PortBusy",
