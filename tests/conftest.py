@@ -16,7 +16,9 @@ UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test gets its own APSHOOKS_HOME and none of the caller's settings."""
     folder = tmp_path_factory.mktemp("home")
     for variable in ENVIRONMENT.values():
