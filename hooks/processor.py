@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from queue import SimpleQueue
 
 import attrs
 from loguru import logger
@@ -77,6 +78,7 @@ class Processor:
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._inbox: SimpleQueue[Job | None] = SimpleQueue()
 
     def run(self, *, until_empty: bool = False) -> None:
         """Run jobs until stopped, or with ``until_empty`` until none is left.
@@ -91,7 +93,7 @@ class Processor:
             f"Job processor {self.worker} started with {self.concurrency} "
             f"thread(s) for job types {types} on {self.queue.db.display}."
         )
-        with self._heartbeats(), self._listening():
+        with self._heartbeats(), self._listening(), self._job_threads():
             self._dispatch(until_empty)
             self._finish()
         logger.info(f"Job processor {self.worker} stopped.")
@@ -136,9 +138,7 @@ class Processor:
         )
         with self._lock:
             self._running[job.id] = job
-        threading.Thread(
-            target=self._run_job, args=(job,), name=f"job-{job.id}", daemon=True
-        ).start()
+        self._inbox.put(job)
         return True
 
     def _empty(self) -> bool:
@@ -183,7 +183,41 @@ class Processor:
                     f"{self.grace:g} s grace period and was released to run again."
                 )
 
-    # Running one job.
+    # Running jobs.
+
+    @contextmanager
+    def _job_threads(self) -> Iterator[None]:
+        # Threads that live as long as the run, so each keeps one connection
+        # to the store instead of opening one per job.
+        inbox: SimpleQueue[Job | None] = SimpleQueue()
+        self._inbox = inbox
+        threads = [
+            threading.Thread(
+                target=self._take_jobs, args=(inbox,), name=f"job-{n}", daemon=True
+            )
+            for n in range(1, self.concurrency + 1)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            for _ in threads:
+                inbox.put(None)
+            with self._lock:
+                stuck = bool(self._running)
+            # A thread still inside a released job cannot be stopped; the
+            # others end at once and are waited for.
+            if not stuck:
+                for thread in threads:
+                    thread.join()
+
+    def _take_jobs(self, inbox: SimpleQueue[Job | None]) -> None:
+        try:
+            while (job := inbox.get()) is not None:
+                self._run_job(job)
+        finally:
+            self.queue.disconnect()
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -299,6 +333,7 @@ class Processor:
                 self._reap()
             except Exception as error:
                 logger.warning(f"Job processor {self.worker} heartbeat failed: {error}")
+        self.queue.disconnect()
 
     def _renew_leases(self) -> None:
         with self._lock:

@@ -119,6 +119,18 @@ class Queue:
         with transaction(self.db, self._conn()) as conn:
             yield conn
 
+    def disconnect(self) -> None:
+        """Close the calling thread's connection, before the thread ends."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn not in self._connections:
+                return  # close() came first.
+            self._connections.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         """Close every connection this queue opened."""
         with self._lock:
