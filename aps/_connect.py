@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import webbrowser
@@ -256,6 +257,16 @@ def _store(settings: Settings) -> SessionStore:
         if store is None:
             store = _stores[url] = SessionStore.open(settings)
     return store
+
+
+@atexit.register
+def _close_stores() -> None:
+    # Closed before the interpreter tears down, so no connection is left for
+    # the garbage collector to complain about.
+    with _lock:
+        stores = list(_stores.values())
+    for store in stores:
+        store.close()
 
 
 def _http() -> httpx.Client:

@@ -10,6 +10,7 @@ queue behind each other instead of failing with "database is locked".
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +124,48 @@ class Database:
             "changed: move the file aside (it keeps what it holds for recovery) "
             "and run the command again to start a new store."
         )
+
+
+class Pool:
+    """Connections to one database, each lent to one caller at a time.
+
+    Threads come and go (a job processor runs each job on its own), so
+    connections are not tied to threads: a caller borrows one for a statement
+    or a transaction and gives it back. A few idle ones are kept for reuse.
+    """
+
+    def __init__(self, db: Database, keep: int = 4) -> None:
+        self.db = db
+        self._keep = keep
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self.db.connect()
+        try:
+            yield conn
+        except BaseException:
+            self._give_back(conn, healthy=not getattr(conn, "broken", False))
+            raise
+        self._give_back(conn, healthy=True)
+
+    def close(self) -> None:
+        """Close the idle connections; borrowed ones close when given back."""
+        with self._lock:
+            idle, self._idle, self._keep = self._idle, [], 0
+        for conn in idle:
+            conn.close()
+
+    def _give_back(self, conn: Any, *, healthy: bool) -> None:
+        with self._lock:
+            if healthy and len(self._idle) < self._keep:
+                self._idle.append(conn)
+                return
+        conn.close()
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import attrs
 from loguru import logger
 
 from aps.crypto import Cipher
-from aps.database import Database, create_tables, transaction
+from aps.database import Database, Pool, create_tables, transaction
 from aps.errors import ConsentRequired
 from aps.settings import Settings, data_dir
 from aps.tokens import GrantRefused, Tokens
@@ -129,9 +128,7 @@ class SessionStore:
     def __init__(self, db: Database, cipher: Cipher) -> None:
         self.db = db
         self._cipher = cipher
-        self._local = threading.local()
-        self._opened: list[Any] = []
-        self._opened_lock = threading.Lock()
+        self._pool = Pool(db)
         self._create()
 
     @classmethod
@@ -280,8 +277,8 @@ class SessionStore:
     # Rows and SQL.
 
     def _create(self) -> None:
-        with self._guard():
-            create_tables(self.db, self._connection(), _SCHEMA)
+        with self._guard(), self._pool.connection() as conn:
+            create_tables(self.db, conn, _SCHEMA)
 
     def _read(
         self, conn: Any, autodesk_id: str, client_id: str, *, lock: bool
@@ -331,33 +328,25 @@ class SessionStore:
         return None if sealed is None else self._cipher.open(sealed, context)
 
     def close(self) -> None:
-        """Close the connections every thread opened."""
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            conn.close()
-        self._local = threading.local()
-
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.db.connect()
-            with self._opened_lock:
-                self._opened.append(conn)
-        return conn
+        """Close the store's database connections."""
+        self._pool.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._guard(), transaction(self.db, self._connection()) as conn:
+        with (
+            self._guard(),
+            self._pool.connection() as conn,
+            transaction(self.db, conn),
+        ):
             yield conn
 
     def _one(self, query: str, params: tuple[Any, ...]) -> Any:
-        with self._guard():
-            return self._connection().execute(self.db.sql(query), params).fetchone()
+        with self._guard(), self._pool.connection() as conn:
+            return conn.execute(self.db.sql(query), params).fetchone()
 
     def _all(self, query: str) -> list[Any]:
-        with self._guard():
-            return list(self._connection().execute(self.db.sql(query)).fetchall())
+        with self._guard(), self._pool.connection() as conn:
+            return list(conn.execute(self.db.sql(query)).fetchall())
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

@@ -31,7 +31,7 @@ from hooks import customizations, events
 from hooks.events import Restricted, operation
 from hooks.jobs import Job, Status
 from hooks.processor import Processor
-from hooks.queue import open_queue
+from hooks.queue import Queue, open_queue
 
 DEMO_USER = "jane@example.com"
 
@@ -121,13 +121,15 @@ def _point_at(
     # The sample scripts call aps.connect() and add_job() with no arguments, as
     # they would on a workstation: the environment points them at the sandbox.
     os.environ.update(sandbox.environment())
-    os.environ.update({
-        "APS_CALLBACK_URL": callback,
-        "APSHOOKS_STORE": store or f"sqlite:///{folder / 'apshooks.db'}",
-        "APSHOOKS_LOG_DIR": str(folder / "logs"),
-        "APSHOOKS_CUSTOMIZATIONS": str(samples / "customizations"),
-        "APSHOOKS_JOBS": str(samples / "jobs"),
-    })
+    os.environ.update(
+        {
+            "APS_CALLBACK_URL": callback,
+            "APSHOOKS_STORE": store or f"sqlite:///{folder / 'apshooks.db'}",
+            "APSHOOKS_LOG_DIR": str(folder / "logs"),
+            "APSHOOKS_CUSTOMIZATIONS": str(samples / "customizations"),
+            "APSHOOKS_JOBS": str(samples / "jobs"),
+        }
+    )
     return Settings.load()
 
 
@@ -150,6 +152,13 @@ def _follow(url: str) -> None:
 
 def _login_and_process(settings: Settings, user: str) -> Job:
     queue = open_queue(settings.store_url)
+    try:
+        return _submit_and_run(queue, settings, user)
+    finally:
+        queue.close()
+
+
+def _submit_and_run(queue: Queue, settings: Settings, user: str) -> Job:
     before = {job.id for job in queue.jobs()}
 
     report = customizations.load(settings.customizations_folder)
@@ -193,8 +202,7 @@ def print_report(report: Report, say: Callable[[str], None] = print) -> None:
         say(f"  Error: {error}")
     job = report.job
     took = report.seconds * 1000
-    say(f"Job {job.id} {job.name}: {job.status} in {took:.0f} ms, "
-        f"as {job.autodesk_id}")
+    say(f"Job {job.id} {job.name}: {job.status} in {took:.0f} ms, as {job.autodesk_id}")
     say(f"Projects found in build_JohnsCompany: {len(report.projects)}")
     for project in report.projects:
         folders = ", ".join(project.get("folders") or [])
