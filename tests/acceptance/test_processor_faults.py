@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,20 @@ def wait_until(condition: object, seconds: float) -> None:
         time.sleep(0.05)
 
 
+def pid(worker: str | None) -> int:
+    """The process id in a worker's name, ``host:pid``."""
+    return int(str(worker).rsplit(":", 1)[1])
+
+
 def count(queue: Queue, status: Status) -> int:
     return len(queue.jobs(status=status, limit=JOBS * 2))
+
+
+@pytest.fixture
+def queue(store_url: str) -> Iterator[Queue]:
+    opened = open_queue(store_url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -73,10 +86,9 @@ def jobs(home: Path) -> Path:
 
 @pytest.mark.timeout(120)
 def test_killed_workers_lose_no_job_and_rerun_only_what_they_held(
-    store_url: str, jobs: Path, home: Path
+    store_url: str, queue: Queue, jobs: Path, home: Path
 ) -> None:
     runs = home / "runs.txt"
-    queue = open_queue(store_url)
     for _ in range(JOBS):
         queue.add("Fault.Record", {"runs": str(runs), "seconds": 0.01})
 
@@ -86,8 +98,12 @@ def test_killed_workers_lose_no_job_and_rerun_only_what_they_held(
     killed: set[int] = set()
     chance = random.Random(os.getpid())
     while len(killed) < KILLS and count(queue, Status.SUCCESS) < JOBS * 0.9:
-        time.sleep(chance.uniform(0.2, 0.5))
-        victim = chance.randrange(WORKERS)
+        time.sleep(chance.uniform(0.1, 0.4))
+        busy = {pid(job.worker) for job in queue.jobs(status=Status.RUNNING)}
+        candidates = [n for n, worker in enumerate(workers) if worker.pid in busy]
+        if not candidates:
+            continue
+        victim = chance.choice(candidates)
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait()
         killed.add(workers[victim].pid)
@@ -110,19 +126,17 @@ def test_killed_workers_lose_no_job_and_rerun_only_what_they_held(
         outcomes = queue.attempts(job_id)
         lost = [a for a in outcomes if a.outcome == "Lost"]
         assert [a.outcome for a in outcomes].count("Success") == 1
-        assert {int(a.worker.rsplit(":", 1)[1]) for a in lost} <= killed
+        assert {pid(a.worker) for a in lost} <= killed
         assert times <= 1 + len(lost), f"Job {job_id} ran {times} times."
         lost_somewhere += bool(lost)
     assert lost_somewhere > 0, "No kill hit a running job."
-    queue.close()
 
 
 @pytest.mark.timeout(60)
 def test_sigterm_lets_the_running_job_finish_and_claims_nothing_more(
-    store_url: str, jobs: Path, home: Path
+    store_url: str, queue: Queue, jobs: Path, home: Path
 ) -> None:
     runs = home / "runs.txt"
-    queue = open_queue(store_url)
     first = queue.add("Fault.Record", {"runs": str(runs), "seconds": 0.5})
     worker = start_worker(jobs, store_url, "--grace", "10")
     wait_until(runs.exists, 20)
@@ -133,15 +147,13 @@ def test_sigterm_lets_the_running_job_finish_and_claims_nothing_more(
     assert worker.wait(20) == 0
     assert queue.get(first.id).status is Status.SUCCESS
     assert queue.get(second.id).status is Status.PENDING
-    queue.close()
 
 
 @pytest.mark.timeout(60)
 def test_a_job_that_outlives_the_grace_period_is_released(
-    store_url: str, jobs: Path, home: Path
+    store_url: str, queue: Queue, jobs: Path, home: Path
 ) -> None:
     runs = home / "runs.txt"
-    queue = open_queue(store_url)
     held = queue.add("Fault.Record", {"runs": str(runs), "seconds": 30})
     worker = start_worker(jobs, store_url, "--grace", "0.2")
     wait_until(runs.exists, 20)
@@ -151,4 +163,3 @@ def test_a_job_that_outlives_the_grace_period_is_released(
     assert worker.wait(20) == 0
     assert queue.get(held.id).status is Status.PENDING
     assert [a.outcome for a in queue.attempts(held.id)] == ["Released"]
-    queue.close()
