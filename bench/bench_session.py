@@ -14,19 +14,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 
 import httpx
 
 import aps
-from aps.sandbox import Lifetimes, Sandbox
+from aps.sandbox import Lifetimes, Sandbox, free_callback_url
 
 JANE = "jane@example.com"
 PROCESSES, THREADS = 4, 8
@@ -77,18 +75,6 @@ print(max(seen))
 """
 
 
-def _free_callback() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/callback"
-
-
-def _follow(url: str) -> None:
-    threading.Thread(
-        target=lambda: httpx.get(url, follow_redirects=True), daemon=True
-    ).start()
-
-
 def _run(scripts: list[list[str]], env: dict[str, str]) -> int:
     """Run the scripts side by side; the most expiry windows any one lived."""
     procs = [
@@ -107,7 +93,7 @@ def _run(scripts: list[list[str]], env: dict[str, str]) -> int:
 
 
 def token_requests_per_expiry() -> tuple[float, float]:
-    callback = _free_callback()
+    callback = free_callback_url()
     lifetimes = Lifetimes(code=300, access=ACCESS_LIFETIME, refresh=3600)
     with (
         tempfile.TemporaryDirectory() as home,
@@ -122,7 +108,7 @@ def token_requests_per_expiry() -> tuple[float, float]:
             "APS_CALLBACK_URL": callback,
         }
         os.environ.update(env)
-        aps.connect(browser=_follow)
+        aps.connect(browser=Sandbox.browser)
 
         before = sandbox.token_requests
         script = OURS.format(duration=DURATION, threads=THREADS)
@@ -159,14 +145,14 @@ def _rate(call: Callable[[], object], seconds: float = 1.0) -> float:
 
 
 def requests_per_second() -> tuple[float, float]:
-    callback = _free_callback()
+    callback = free_callback_url()
     with (
         tempfile.TemporaryDirectory() as home,
         Sandbox.start(auto_consent=JANE, callback_urls=[callback]) as sandbox,
     ):
         os.environ["APSHOOKS_HOME"] = home
         conn = aps.connect(
-            settings=sandbox.settings(callback_url=callback), browser=_follow
+            settings=sandbox.settings(callback_url=callback), browser=Sandbox.browser
         )
         url = f"{sandbox.url}/project/v1/hubs"
         headers = conn.headers
@@ -179,7 +165,7 @@ def requests_per_second() -> tuple[float, float]:
 
 
 def requests_made_by_connect() -> tuple[int, int]:
-    callback = _free_callback()
+    callback = free_callback_url()
     with (
         tempfile.TemporaryDirectory() as home,
         Sandbox.start(auto_consent=JANE, callback_urls=[callback]) as sandbox,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
-import threading
 import time
 import webbrowser
 from collections.abc import Callable
@@ -20,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 
 import aps
 from aps import _connect, logs
 from aps.errors import APSError
-from aps.sandbox import Sandbox
+from aps.sandbox import Sandbox, free_callback_url
 from aps.settings import Settings, data_dir
 from hooks import customizations, events
 from hooks.events import Restricted, operation
@@ -80,7 +77,7 @@ def run(
             "checkout (pip install -e .) or pass --samples DIR."
         )
     folder = data_dir() / "demo"
-    callback = _callback_url()
+    callback = free_callback_url()
 
     with Sandbox.start(
         data=samples / "sandbox.toml",
@@ -109,12 +106,6 @@ def run(
     )
 
 
-def _callback_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/callback"
-
-
 def _point_at(
     sandbox: Sandbox, callback: str, folder: Path, samples: Path, store: str | None
 ) -> Settings:
@@ -137,17 +128,10 @@ def _sign_in(settings: Settings, interactive: bool) -> aps.Connection:
     # Always a fresh sign-in: the demo shows consent, not a stored session.
     if interactive:
         return _connect.sign_in(settings, browser=webbrowser.open)
-    return _connect.sign_in(settings, browser=_follow, announce=lambda url: None)
-
-
-def _follow(url: str) -> None:
-    """Stand in for the browser: the sandbox consents at once for the demo user."""
-
-    def visit() -> None:
-        with httpx.Client(follow_redirects=True, timeout=30) as http:
-            http.get(url)
-
-    threading.Thread(target=visit, daemon=True).start()
+    # The sandbox consents at once for the demo user; no page to show.
+    return _connect.sign_in(
+        settings, browser=Sandbox.browser, announce=lambda url: None
+    )
 
 
 def _login_and_process(settings: Settings, user: str) -> Job:

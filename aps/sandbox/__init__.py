@@ -13,18 +13,18 @@ from aps.sandbox.limits import RateLimit
 
 if TYPE_CHECKING:
     from aps.sandbox.app import create_app
-    from aps.sandbox.server import Sandbox
+    from aps.sandbox.server import Sandbox, free_callback_url
 
-__all__ = ["Lifetimes", "RateLimit", "Sandbox", "create_app"]
+__all__ = ["Lifetimes", "RateLimit", "Sandbox", "create_app", "free_callback_url"]
 
 
 def __getattr__(name: str) -> Any:
     # The server needs Flask (the `sandbox` extra); importing it only when asked
     # keeps `apshooks` working without it.
-    if name == "Sandbox":
-        from aps.sandbox.server import Sandbox
+    if name in ("Sandbox", "free_callback_url"):
+        from aps.sandbox import server
 
-        return Sandbox
+        return getattr(server, name)
     if name == "create_app":
         from aps.sandbox.app import create_app
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Flask
 from loguru import logger
@@ -191,6 +192,21 @@ class Sandbox:
         names = (*_ENDPOINT_SETTINGS, "client_id")
         return {ENVIRONMENT[name]: str(getattr(chosen, name)) for name in names}
 
+    @staticmethod
+    def browser(url: str) -> None:
+        """Stand in for a person's browser, for unattended runs with auto-consent.
+
+        Pass it as ``aps.connect(browser=Sandbox.browser)``: it follows the
+        sign-in address, and the sandbox's redirect to the callback, from a
+        thread, as a browser would while the caller waits for the answer.
+        """
+
+        def visit() -> None:
+            with httpx.Client(follow_redirects=True, timeout=30) as http:
+                http.get(url)
+
+        threading.Thread(target=visit, daemon=True).start()
+
     def consent(
         self,
         user: str,
@@ -281,6 +297,13 @@ def _scope(scopes: str | Iterable[str] | None) -> str:
     if isinstance(scopes, str):
         return " ".join(scopes.replace(",", " ").split())
     return " ".join(scopes)
+
+
+def free_callback_url(path: str = "/callback") -> str:
+    """A loopback callback URL on a port that is free now, to register for tests."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}{path}"
 
 
 def is_loopback(host: str) -> bool:

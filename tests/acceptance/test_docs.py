@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import aps
-from aps.sandbox import Sandbox
+from aps.sandbox import Sandbox, free_callback_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -43,7 +40,7 @@ EXAMPLES = dict(_examples())
 @pytest.fixture(scope="module")
 def signed_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("docs-home")
-    callback = _callback()
+    callback = free_callback_url()
     with Sandbox.start(
         auto_consent="jane@example.com", callback_urls=[callback]
     ) as sandbox:
@@ -57,25 +54,13 @@ def signed_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         previous = os.environ.get("APSHOOKS_HOME")
         os.environ["APSHOOKS_HOME"] = str(home)
         try:
-            aps.connect(settings=settings, browser=_follow)
+            aps.connect(settings=settings, browser=Sandbox.browser)
         finally:
             if previous is None:
                 del os.environ["APSHOOKS_HOME"]
             else:
                 os.environ["APSHOOKS_HOME"] = previous
         yield env
-
-
-def _follow(url: str) -> None:
-    threading.Thread(
-        target=lambda: httpx.get(url, follow_redirects=True), daemon=True
-    ).start()
-
-
-def _callback() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/callback"
 
 
 @pytest.mark.parametrize("where", sorted(EXAMPLES))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 
 import pytest
@@ -10,15 +9,9 @@ from browser_support import chromium
 
 import aps
 from aps.errors import SignInRefused
-from aps.sandbox import Sandbox
+from aps.sandbox import Sandbox, free_callback_url
 
 pytestmark = pytest.mark.browser
-
-
-def _callback() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/callback"
 
 
 class Person:
@@ -51,7 +44,7 @@ class Person:
 
 @pytest.mark.parametrize("user", ["jane@example.com", "john@example.com"])
 def test_allow_on_the_page_brings_the_connection_up_as_that_user(user: str) -> None:
-    callback, person = _callback(), Person(user, "allow")
+    callback, person = free_callback_url(), Person(user, "allow")
     with Sandbox.start(callback_urls=[callback]) as sandbox:
         conn = aps.connect(
             settings=sandbox.settings(callback_url=callback), browser=person
@@ -64,7 +57,7 @@ def test_allow_on_the_page_brings_the_connection_up_as_that_user(user: str) -> N
 
 
 def test_deny_on_the_page_is_a_clear_error() -> None:
-    callback, person = _callback(), Person("jane@example.com", "deny")
+    callback, person = free_callback_url(), Person("jane@example.com", "deny")
     with (
         Sandbox.start(callback_urls=[callback]) as sandbox,
         pytest.raises(SignInRefused, match="consent was denied"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,30 +17,17 @@ import pytest
 import aps
 from aps import _connect
 from aps.errors import ConsentRequired, SignInRefused
-from aps.sandbox import Lifetimes, Sandbox
+from aps.sandbox import Lifetimes, Sandbox, free_callback_url
 from aps.settings import Settings
 
 JANE = "jane@example.com"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def following(decision: str | None = None) -> Callable[[str], None]:
-    """A browser that follows the sign-in from a thread, as a person would.
-
-    With ``decision`` it submits the consent form as Jane; without, it relies on
-    the sandbox's auto-consent.
-    """
+def deciding(decision: str) -> Callable[[str], None]:
+    """A browser in which Jane submits the consent form with ``decision``."""
 
     def visit(url: str) -> None:
         with httpx.Client(follow_redirects=True) as http:
-            if decision is None:
-                http.get(url)
-                return
             answer = http.post(
                 url, data={"user": JANE, "decision": decision}, follow_redirects=False
             )
@@ -56,7 +42,7 @@ def refuse_browser(url: str) -> None:
 
 @pytest.fixture
 def callback() -> str:
-    return f"http://127.0.0.1:{free_port()}/callback"
+    return free_callback_url()
 
 
 @pytest.fixture
@@ -80,7 +66,7 @@ def _env(sandbox: Sandbox, callback: str, home: Path) -> dict[str, str]:
 
 
 def test_first_connect_signs_in_and_reads_hubs_and_projects(settings: Settings) -> None:
-    conn = aps.connect(settings=settings, browser=following())
+    conn = aps.connect(settings=settings, browser=Sandbox.browser)
 
     assert conn.user == JANE
     assert aps.connection is conn
@@ -100,7 +86,7 @@ def test_first_connect_signs_in_and_reads_hubs_and_projects(settings: Settings) 
 def test_a_later_process_reuses_the_session_without_any_request(
     sandbox: Sandbox, settings: Settings, callback: str, home: Path
 ) -> None:
-    aps.connect(settings=settings, browser=following())
+    aps.connect(settings=settings, browser=Sandbox.browser)
     before = sum(sandbox.requests.values())
 
     script = (
@@ -128,14 +114,14 @@ def test_deny_is_a_clear_error_and_stores_nothing(callback: str) -> None:
     with Sandbox.start(callback_urls=[callback]) as sandbox:
         settings = sandbox.settings(callback_url=callback)
         with pytest.raises(SignInRefused, match="choose Allow"):
-            aps.connect(settings=settings, browser=following("deny"))
+            aps.connect(settings=settings, browser=deciding("deny"))
         assert _connect.store_for(settings).sessions() == []
 
 
 def test_the_consent_form_allow_signs_in_that_user(callback: str) -> None:
     with Sandbox.start(callback_urls=[callback]) as sandbox:
         conn = aps.connect(
-            settings=sandbox.settings(callback_url=callback), browser=following("allow")
+            settings=sandbox.settings(callback_url=callback), browser=deciding("allow")
         )
     assert conn.user == JANE
 
@@ -148,7 +134,7 @@ def test_a_confidential_app_signs_in_with_its_secret(
         client_id="apshooks-web",
         client_secret="sandbox-web-secret",
     )
-    conn = aps.connect(settings=settings, browser=following())
+    conn = aps.connect(settings=settings, browser=Sandbox.browser)
     assert conn.user == JANE
     assert conn.hubs
 
@@ -156,7 +142,7 @@ def test_a_confidential_app_signs_in_with_its_secret(
 def test_logout_revokes_the_session_at_the_server(
     sandbox: Sandbox, settings: Settings
 ) -> None:
-    conn = aps.connect(settings=settings, browser=following())
+    conn = aps.connect(settings=settings, browser=Sandbox.browser)
     spent = conn.session.refresh_token
     assert _connect.sign_out(settings) == JANE
 
@@ -180,7 +166,7 @@ def test_short_lived_tokens_are_renewed_and_each_renewal_is_stored(
         auto_consent=JANE, callback_urls=[callback], lifetimes=lifetimes
     ) as sandbox:
         settings = sandbox.settings(callback_url=callback)
-        conn = aps.connect(settings=settings, browser=following())
+        conn = aps.connect(settings=settings, browser=Sandbox.browser)
         first = conn.session.refresh_token
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
@@ -196,7 +182,7 @@ def test_short_lived_tokens_are_renewed_and_each_renewal_is_stored(
 def test_a_lost_session_is_declared_once_the_server_revoked_it(
     sandbox: Sandbox, settings: Settings
 ) -> None:
-    conn = aps.connect(settings=settings, browser=following())
+    conn = aps.connect(settings=settings, browser=Sandbox.browser)
     httpx.post(
         settings.revocation_endpoint,
         data={
@@ -212,7 +198,7 @@ def test_a_lost_session_is_declared_once_the_server_revoked_it(
 
 
 def test_no_secret_reaches_the_log(settings: Settings, home: Path) -> None:
-    conn = aps.connect(settings=settings, browser=following())
+    conn = aps.connect(settings=settings, browser=Sandbox.browser)
     conn.get("/project/v1/hubs")
     _connect.sign_out(settings)
 
@@ -251,7 +237,7 @@ def test_processes_sharing_a_session_survive_many_expiries(
         auto_consent=JANE, callback_urls=[callback], lifetimes=lifetimes
     ) as sandbox:
         settings = sandbox.settings(callback_url=callback)
-        aps.connect(settings=settings, browser=following())
+        aps.connect(settings=settings, browser=Sandbox.browser)
         script = WORKER.format(calls=60, threads=4)
         workers = [
             subprocess.Popen(
@@ -274,7 +260,7 @@ def test_processes_sharing_a_session_survive_many_expiries(
 
 
 def test_sessions_lists_days_left(settings: Settings) -> None:
-    aps.connect(settings=settings, browser=following())
+    aps.connect(settings=settings, browser=Sandbox.browser)
     (info,) = _connect.store_for(settings).sessions()
     assert info.autodesk_id == JANE
     assert 14.9 < info.days_left() <= 15

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from aps.sandbox import Sandbox
+from aps.sandbox import Sandbox, free_callback_url
 
 
 @pytest.fixture
 def env(home: Path) -> Iterator[dict[str, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        callback = f"http://127.0.0.1:{probe.getsockname()[1]}/callback"
+    callback = free_callback_url()
     with Sandbox.start(auto_consent="jane@example.com", callback_urls=[callback]) as sb:
         # A "browser" command that just follows the address, as webbrowser runs it.
         follow = home / "follow.py"
