@@ -13,7 +13,9 @@ import getpass
 import importlib.util
 import json
 import math
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -66,15 +68,46 @@ class Job:
     result: JSONValue = None
     error: str | None = None
     worker: str | None = None
-    workdir: Path | None = None
+    _scratch: Workdir | None = attrs.field(
+        default=None, repr=False, eq=False, alias="scratch"
+    )
     _stop: threading.Event = attrs.field(
         factory=threading.Event, repr=False, eq=False, alias="stop"
     )
 
     @property
+    def workdir(self) -> Path:
+        """A fresh folder of the job's own, removed once the job has ended."""
+        if self._scratch is None:
+            raise JobError(
+                f"Job {self.id} has no working folder: only a running job has one."
+            )
+        return self._scratch.path()
+
+    @property
     def cancel_requested(self) -> bool:
         """True once someone cancelled the running job; the job may stop early."""
         return self._stop.is_set()
+
+
+class Workdir:
+    """A job's working folder, made when first asked for: most jobs never are."""
+
+    def __init__(self, job_id: int) -> None:
+        self._prefix = f"apshooks-job-{job_id}-"
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def path(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = Path(tempfile.mkdtemp(prefix=self._prefix))
+            return self._path
+
+    def remove(self) -> None:
+        with self._lock:
+            if self._path is not None:
+                shutil.rmtree(self._path, ignore_errors=True)
 
 
 @attrs.frozen

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -28,8 +26,8 @@ from loguru import logger
 import aps.logs
 from aps.impersonation import impersonation
 from aps.settings import Settings
-from hooks.jobs import Job, JobError, JobScripts, JobType, JSONValue, Status
-from hooks.queue import Queue, listen_local, unlisten_local
+from hooks.jobs import Job, JobError, JobScripts, JobType, JSONValue, Status, Workdir
+from hooks.queue import Claim, Queue, listen_local, unlisten_local
 
 # How long the dispatcher waits at most before it looks at the queue again,
 # whatever it was told; a safety net, not the way work is found.
@@ -79,6 +77,7 @@ class Processor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._inbox: SimpleQueue[Job | None] = SimpleQueue()
+        self._lost_limits: dict[str, int] = {}
 
     def run(self, *, until_empty: bool = False) -> None:
         """Run jobs until stopped, or with ``until_empty`` until none is left.
@@ -128,18 +127,28 @@ class Processor:
             return self.concurrency - len(self._running)
 
     def _claim_one(self) -> bool:
-        job = self.queue.claim(self.worker, self.types, self.lease)
+        request = self._request()
+        job = self.queue.claim(
+            request.worker, request.types, request.lease, request.lost_limits
+        )
         if job is None:
             return False
+        self._adopt(job)
+        self._inbox.put(job)
+        return True
 
+    def _request(self) -> Claim:
+        with self._lock:
+            limits = dict(self._lost_limits)
+        return Claim(self.worker, self.types, self.lease, limits)
+
+    def _adopt(self, job: Job) -> None:
         logger.info(
             f"Job {job.id} ({job.name}) was claimed by {job.worker}, "
             f"attempt {job.attempt}."
         )
         with self._lock:
             self._running[job.id] = job
-        self._inbox.put(job)
-        return True
 
     def _empty(self) -> bool:
         with self._lock:
@@ -215,13 +224,16 @@ class Processor:
     def _take_jobs(self, inbox: SimpleQueue[Job | None]) -> None:
         try:
             while (job := inbox.get()) is not None:
-                self._run_job(job)
+                while job is not None:
+                    job = self._run_job(job)
         finally:
             self.queue.disconnect()
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job) -> Job | None:
+        """Run ``job``; return the next one, claimed as this one ended."""
+        following = None
         try:
-            self._attempt(job)
+            following = self._attempt(job)
         except Exception as error:  # The store failed: the lease will lapse.
             logger.error(f"Job {job.id} could not be recorded: {error}")
         finally:
@@ -229,34 +241,41 @@ class Processor:
                 self._running.pop(job.id, None)
                 self._idle.notify_all()
             self._wake.set()
+        return following
 
-    def _attempt(self, job: Job) -> None:
+    def _then(self) -> Claim | None:
+        """What to claim as a job ends: nothing once stopping."""
+        return None if self._stopping.is_set() else self._request()
+
+    def _attempt(self, job: Job) -> Job | None:
         started = time.monotonic()
         try:
             job_type = self.scripts.find(job.name)
         except JobError as error:
-            self._record_failure(job, str(error), None, attempts=1, delay=0.0)
-            return
+            return self._record_failure(job, str(error), None, attempts=1, delay=0.0)
 
         delay = job_type.delay(job.attempt)
-        self.queue.started(job, lost=job_type.lost, retry_delay=delay)
+        with self._lock:
+            known = self._lost_limits.get(job.name)
+            self._lost_limits[job.name] = job_type.lost
+        if known != job_type.lost:  # The claim could not record it.
+            self.queue.limit_lost(job, job_type.lost)
         try:
             result = self._call(job_type, job)
         except BaseException as error:
             if not isinstance(error, Exception | SystemExit):
                 raise
-            self._record_failure(
+            return self._record_failure(
                 job,
                 _message(error),
                 traceback.format_exc(),
                 attempts=job_type.attempts,
                 delay=delay,
             )
-            return
-        self._record_success(job, result, time.monotonic() - started)
+        return self._record_success(job, result, time.monotonic() - started)
 
     def _call(self, job_type: JobType, job: Job) -> JSONValue:
-        workdir = Path(tempfile.mkdtemp(prefix=f"apshooks-job-{job.id}-"))
+        workdir = Workdir(job.id)
         scope = (
             impersonation(job.autodesk_id, also=self.settings.impersonate)
             if job.autodesk_id
@@ -264,9 +283,9 @@ class Processor:
         )
         try:
             with scope:
-                result = job_type.function(attrs.evolve(job, workdir=workdir))
+                result = job_type.function(attrs.evolve(job, scratch=workdir))
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.remove()
         try:
             json.dumps(result)
         except (TypeError, ValueError):
@@ -276,8 +295,10 @@ class Processor:
             ) from None
         return result  # type: ignore[no-any-return]
 
-    def _record_success(self, job: Job, result: JSONValue, seconds: float) -> None:
-        status = self.queue.succeed(job, result)
+    def _record_success(
+        self, job: Job, result: JSONValue, seconds: float
+    ) -> Job | None:
+        status, following = self.queue.succeed_then_claim(job, result, self._then())
         if status is Status.SUCCESS:
             logger.info(
                 f"Job {job.id} ({job.name}) succeeded in {seconds * 1000:.0f} ms."
@@ -286,6 +307,9 @@ class Processor:
             logger.info(f"Job {job.id} ({job.name}) ended and was cancelled.")
         else:
             _log_stale(job)
+        if following:
+            self._adopt(following)
+        return following
 
     def _record_failure(
         self,
@@ -295,9 +319,9 @@ class Processor:
         *,
         attempts: int,
         delay: float,
-    ) -> None:
-        status = self.queue.fail(
-            job, message, traceback=trace, attempts=attempts, retry_delay=delay
+    ) -> Job | None:
+        status, following = self.queue.fail_then_claim(
+            job, message, self._then(), traceback=trace, attempts=attempts, delay=delay
         )
         if status is Status.FAILED:
             logger.error(f"Job {job.id} ({job.name}) failed: {message}")
@@ -310,6 +334,9 @@ class Processor:
             logger.info(f"Job {job.id} ({job.name}) was cancelled.")
         else:
             _log_stale(job)
+        if following:
+            self._adopt(following)
+        return following
 
     # Heartbeats.
 

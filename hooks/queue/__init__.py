@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+import attrs
 
 from aps.database import Database, transaction
 from aps.settings import Settings
@@ -45,7 +47,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     failures INTEGER NOT NULL DEFAULT 0,
     lost INTEGER NOT NULL DEFAULT 0,
     max_lost INTEGER NOT NULL DEFAULT 3,
-    retry_delay {real} NOT NULL DEFAULT 0,
     cancel INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
     lease {real},
@@ -68,6 +69,51 @@ CREATE TABLE IF NOT EXISTS job_attempts (
 );
 """
 
+
+@attrs.frozen(eq=False)
+class _Held:
+    """A connection and the lock its thread holds while using it."""
+
+    conn: Any
+    lock: threading.RLock
+
+
+@attrs.frozen
+class _Rows:
+    """What a statement returned, read before its connection is let go."""
+
+    rows: list[Any]
+    rowcount: int
+
+    @classmethod
+    def read(cls, cursor: Any) -> _Rows:
+        rows = cursor.fetchall() if cursor.description else []
+        return cls(rows, cursor.rowcount)
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+@attrs.frozen
+class Claim:
+    """What a worker asks for when it claims a job; see :meth:`Queue.claim`."""
+
+    worker: str
+    types: tuple[str, ...] = ()
+    lease: float = 30.0
+    lost_limits: Mapping[str, int] = attrs.field(factory=dict)
+
+
+class Ended(NamedTuple):
+    """How an attempt ended (None: it was no longer ours), and the next job."""
+
+    status: Status | None
+    next: Job | None
+
+
 # Where a running job is changed, it must still be the attempt we hold.
 _FENCE = "id = ? AND attempt = ? AND status = 'Running'"
 
@@ -88,21 +134,24 @@ class Queue:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._local = threading.local()
-        self._connections: list[Any] = []
+        self._connections: list[_Held] = []
         self._lock = threading.Lock()
         self._statements: dict[str, str] = {}
         self.create_tables()
 
     # Connections and statements.
 
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.db.connect()
-            self._local.conn = conn
+    @contextmanager
+    def _using(self) -> Iterator[Any]:
+        """The calling thread's connection, held so that close() waits for it."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(self.db.connect(), threading.RLock())
+            self._local.held = held
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.append(held)
+        with held.lock:
+            yield held.conn
 
     def _sql(self, query: str) -> str:
         statement = self._statements.get(query)
@@ -111,32 +160,45 @@ class Queue:
             self._statements[query] = statement
         return statement
 
-    def _run(self, query: str, *params: Any, conn: Any = None) -> Any:
-        return (conn or self._conn()).execute(self._sql(query), params)
+    def _run(self, query: str, *params: Any, conn: Any = None) -> _Rows:
+        """Run one statement and read all it returns while the connection is held."""
+        if conn is not None:
+            return _Rows.read(conn.execute(self._sql(query), params))
+        with self._using() as own:
+            return _Rows.read(own.execute(self._sql(query), params))
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with transaction(self.db, self._conn()) as conn:
+        with self._using() as own, transaction(self.db, own) as conn:
+            yield conn
+
+    @contextmanager
+    def _processor_transaction(self) -> Iterator[Any]:
+        """A transaction for a job processor's own bookkeeping."""
+        with self._transaction() as conn:
+            self.relax_durability(conn)
             yield conn
 
     def disconnect(self) -> None:
         """Close the calling thread's connection, before the thread ends."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
             return
-        self._local.conn = None
+        self._local.held = None
         with self._lock:
-            if conn not in self._connections:
+            if held not in self._connections:
                 return  # close() came first.
-            self._connections.remove(conn)
-        conn.close()
+            self._connections.remove(held)
+        with held.lock:
+            held.conn.close()
 
     def close(self) -> None:
-        """Close every connection this queue opened."""
+        """Close every connection this queue opened, once each is free."""
         with self._lock:
             connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        for held in connections:
+            with held.lock:
+                held.conn.close()
         self._local = threading.local()
 
     def create_tables(self) -> None:
@@ -158,6 +220,9 @@ class Queue:
             return "1 = 1", []
         condition = " OR ".join([self.match_sql] * len(patterns))
         return f"({condition})", [self.glob(pattern) for pattern in patterns]
+
+    def relax_durability(self, conn: Any) -> None:
+        """Let this transaction commit without waiting for the disk, if it can."""
 
     def notify(self, conn: Any) -> None:
         """Tell idle job processors, once ``conn`` commits, that work arrived."""
@@ -292,43 +357,60 @@ class Queue:
 
     # What a job processor does.
 
-    def claim(self, worker: str, types: Sequence[str], lease: float) -> Job | None:
-        """Take the next job of ``types`` for ``worker`` under a lease, if any."""
-        condition, params = self.type_filter(types)
-        with self._transaction() as conn:
-            row = self._run(
-                "UPDATE jobs SET status = 'Running', attempt = attempt + 1,"
-                " worker = ?, lease = {now} + ?, cancel = 0"
-                " WHERE id = (SELECT id FROM jobs"
-                " WHERE status = 'Pending' AND available <= {now}"
-                f" AND {condition} ORDER BY priority, id LIMIT 1{self.lock_sql})"
-                f" RETURNING {JOB_COLUMNS}",
-                worker,
-                lease,
-                *params,
-                conn=conn,
-            ).fetchone()
-            if row is None:
-                return None
-            job = _job(row)
-            self._run(
-                "INSERT INTO job_attempts (job_id, attempt, worker, started)"
-                " VALUES (?, ?, ?, {now})",
-                job.id,
-                job.attempt,
-                worker,
-                conn=conn,
-            )
-        return job
+    def claim(
+        self,
+        worker: str,
+        types: Sequence[str] = (),
+        lease: float = 30.0,
+        lost_limits: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        """Take the next job of ``types`` for ``worker`` under a lease, if any.
 
-    def started(self, job: Job, *, lost: int, retry_delay: float) -> bool:
-        """Record the job type's limits, for whoever finds the job's lease expired."""
-        cursor = self._run(
-            f"UPDATE jobs SET max_lost = ?, retry_delay = ? WHERE {_FENCE}",
-            lost,
-            retry_delay,
+        ``lost_limits`` are the lost attempts each known job type tolerates;
+        recording them with the claim saves a write per job.
+        """
+        request = Claim(worker, tuple(types), lease, dict(lost_limits or {}))
+        with self._processor_transaction() as conn:
+            return self._claim(conn, request)
+
+    def _claim(self, conn: Any, request: Claim) -> Job | None:
+        condition, params = self.type_filter(request.types)
+        limits = sorted(request.lost_limits.items())
+        cases = " ".join(["WHEN ? THEN ?"] * len(limits))
+        max_lost = f"CASE name {cases} ELSE max_lost END" if limits else "max_lost"
+        row = self._run(
+            "UPDATE jobs SET status = 'Running', attempt = attempt + 1,"
+            f" worker = ?, lease = {{now}} + ?, cancel = 0, max_lost = {max_lost}"
+            " WHERE id = (SELECT id FROM jobs"
+            " WHERE status = 'Pending' AND available <= {now}"
+            f" AND {condition} ORDER BY priority, id LIMIT 1{self.lock_sql})"
+            f" RETURNING {JOB_COLUMNS}",
+            request.worker,
+            request.lease,
+            *[value for pair in limits for value in pair],
+            *params,
+            conn=conn,
+        ).fetchone()
+        if row is None:
+            return None
+        job = _job(row)
+        self._run(
+            "INSERT INTO job_attempts (job_id, attempt, worker, started)"
+            " VALUES (?, ?, ?, {now})",
             job.id,
             job.attempt,
+            request.worker,
+            conn=conn,
+        )
+        return job
+
+    def limit_lost(self, job: Job, lost: int) -> bool:
+        """Record how many lost attempts the job's type tolerates.
+
+        Whoever finds the job's lease expired reads it there.
+        """
+        cursor = self._run(
+            f"UPDATE jobs SET max_lost = ? WHERE {_FENCE}", lost, job.id, job.attempt
         )
         return bool(cursor.rowcount)
 
@@ -346,7 +428,16 @@ class Queue:
 
     def succeed(self, job: Job, result: JSONValue) -> Status | None:
         """End the attempt well; None when the job is no longer this attempt's."""
-        with self._transaction() as conn:
+        return self.succeed_then_claim(job, result, None).status
+
+    def succeed_then_claim(
+        self, job: Job, result: JSONValue, then: Claim | None
+    ) -> Ended:
+        """:meth:`succeed`, and claim the next job in the same transaction.
+
+        One write instead of two per job is what lets workers keep up.
+        """
+        with self._processor_transaction() as conn:
             row = self._run(
                 "UPDATE jobs SET status = CASE WHEN cancel = 1 THEN 'Cancelled'"
                 " ELSE 'Success' END, result = ?, error = NULL, lease = NULL"
@@ -356,11 +447,10 @@ class Queue:
                 job.attempt,
                 conn=conn,
             ).fetchone()
-            if row is None:
-                return None
-            status = Status(row[0])
-            self._end_attempt(conn, job, status, None, None)
-        return status
+            status = None if row is None else Status(row[0])
+            if status is not None:
+                self._end_attempt(conn, job, status, None, None)
+            return Ended(status, self._claim(conn, then) if then else None)
 
     def fail(
         self,
@@ -375,30 +465,45 @@ class Queue:
 
         None when the job is no longer this attempt's.
         """
-        with self._transaction() as conn:
+        ended = self.fail_then_claim(
+            job, error, None, traceback=traceback, attempts=attempts, delay=retry_delay
+        )
+        return ended.status
+
+    def fail_then_claim(
+        self,
+        job: Job,
+        error: str,
+        then: Claim | None,
+        *,
+        traceback: str | None = None,
+        attempts: int = 1,
+        delay: float = 0.0,
+    ) -> Ended:
+        """:meth:`fail`, and claim the next job in the same transaction."""
+        with self._processor_transaction() as conn:
             row = self._run(
                 "UPDATE jobs SET failures = failures + 1, error = ?, lease = NULL,"
                 " available = {now} + ?, status = CASE WHEN cancel = 1 THEN"
                 " 'Cancelled' WHEN failures + 1 < ? THEN 'Pending' ELSE 'Failed' END"
                 f" WHERE {_FENCE} RETURNING status",
                 error,
-                retry_delay,
+                delay,
                 attempts,
                 job.id,
                 job.attempt,
                 conn=conn,
             ).fetchone()
-            if row is None:
-                return None
-            status = Status(row[0])
-            self._end_attempt(conn, job, Status.FAILED, error, traceback)
+            status = None if row is None else Status(row[0])
+            if status is not None:
+                self._end_attempt(conn, job, Status.FAILED, error, traceback)
             if status is Status.PENDING:
                 self.notify(conn)
-        return status
+            return Ended(status, self._claim(conn, then) if then else None)
 
     def release(self, job: Job, reason: str) -> bool:
         """Give an unfinished job back to the queue, for another worker to run."""
-        with self._transaction() as conn:
+        with self._processor_transaction() as conn:
             done = self._run(
                 "UPDATE jobs SET status = CASE WHEN cancel = 1 THEN 'Cancelled'"
                 " ELSE 'Pending' END, lease = NULL, available = {now}"
@@ -416,12 +521,12 @@ class Queue:
         """Take back every job whose lease ran out; return them as they are now.
 
         Each counts as a lost attempt: the job runs again, or ends Failed once
-        it has lost as many attempts as its job type tolerates.
+        it has lost as many attempts as its job type tolerates. It runs again
+        at once: a lost attempt says nothing about the job to wait out.
         """
-        with self._transaction() as conn:
+        with self._processor_transaction() as conn:
             rows = self._run(
-                "UPDATE jobs SET lost = lost + 1, lease = NULL,"
-                " available = {now} + retry_delay,"
+                "UPDATE jobs SET lost = lost + 1, lease = NULL, available = {now},"
                 " status = CASE WHEN cancel = 1 THEN 'Cancelled'"
                 " WHEN lost + 1 >= max_lost THEN 'Failed' ELSE 'Pending' END,"
                 " error = CASE WHEN cancel = 0 AND lost + 1 >= max_lost THEN ?"

@@ -282,7 +282,7 @@ def test_a_job_that_keeps_losing_its_worker_ends_failed(queue: Queue) -> None:
     for _ in range(2):
         claimed = queue.claim("w", (), -1)
         assert claimed is not None
-        queue.started(claimed, lost=2, retry_delay=0)
+        queue.limit_lost(claimed, 2)
         outcomes.append(queue.reap()[0].status)
 
     ended = queue.get(added.id)
