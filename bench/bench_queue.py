@@ -54,7 +54,11 @@ def _enqueue_apshooks(store: str) -> Callable[[int], None]:
     from hooks import add_job, open_queue
 
     queue = open_queue(store)
-    return lambda n: add_job("Bench.Noop", {"n": n}, queue=queue) and None
+
+    def enqueue(n: int) -> None:
+        add_job("Bench.Noop", {"n": n}, queue=queue)
+
+    return enqueue
 
 
 def _enqueue_huey(store: str) -> Callable[[int], None]:
@@ -78,7 +82,8 @@ def measure(system: str, store: str, jobs: int) -> tuple[float, float]:
         for _ in range(WORKERS)
     ]
     for worker in workers:
-        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "ready\n"
 
     started = time.perf_counter()
     for n in range(jobs):
