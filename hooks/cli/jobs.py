@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -63,20 +65,28 @@ def worker(
         heartbeat=heartbeat,
         grace=grace,
     )
-    _stop_on_signals(processor)
     click.echo(f"Job processor {processor.worker} is running. Ctrl-C stops it.")
-    processor.run(until_empty=until_empty)
+    with _stopped_by_signals(processor):
+        processor.run(until_empty=until_empty)
 
 
-def _stop_on_signals(processor: Processor) -> None:
+@contextmanager
+def _stopped_by_signals(processor: Processor) -> Iterator[None]:
     received = []
 
     def handle(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         processor.stop(grace=0 if len(received) > 1 else None)
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    previous = {number: signal.signal(number, handle) for number in _SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _parameter(text: str) -> tuple[str, Any]:
