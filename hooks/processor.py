@@ -92,9 +92,13 @@ class Processor:
             f"Job processor {self.worker} started with {self.concurrency} "
             f"thread(s) for job types {types} on {self.queue.db.display}."
         )
-        with self._heartbeats(), self._listening(), self._job_threads():
-            self._dispatch(until_empty)
-            self._finish()
+        try:
+            with self._heartbeats(), self._listening(), self._job_threads():
+                self._dispatch(until_empty)
+                self._finish()
+        finally:
+            # A thread still inside a released job must not claim another.
+            self._stopping.set()
         logger.info(f"Job processor {self.worker} stopped.")
 
     def run_until_empty(self) -> None:
