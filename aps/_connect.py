@@ -13,9 +13,9 @@ import attrs
 import httpx
 from loguru import logger
 
-from aps import impersonation, logs
+from aps import impersonation, logs, retry
 from aps.client import Connection
-from aps.errors import AuthenticationError, ConsentRequired
+from aps.errors import APSError, AuthenticationError, ConsentRequired
 from aps.settings import Settings
 from aps.store import CONSENT_LIFETIME, Session, SessionStore
 from aps.tokens import TokenClient, client_id_of
@@ -35,12 +35,16 @@ _current: Connection | None = None
 class ConnectionFailure:
     """What ``connect(raise_on_error=False)`` returns when it fails: falsy."""
 
-    error: AuthenticationError
+    error: APSError
 
     def __bool__(self) -> bool:
         return False
 
     def __getattr__(self, name: str) -> NoReturn:
+        # Using the failed connection raises why it failed; introspection
+        # (hasattr, copy, pickle) still sees an ordinary missing attribute.
+        if name.startswith("_"):
+            raise AttributeError(name)
         raise self.error
 
 
@@ -103,7 +107,7 @@ def connect(
             conn = _impersonate(settings, user)
         else:
             conn = _signed_in(settings, browser)
-    except AuthenticationError as error:
+    except APSError as error:
         if raise_on_error:
             raise
         return ConnectionFailure(error)
@@ -133,16 +137,20 @@ def sign_in(
     """
     from aps.signin import sign_in as run_sign_in
 
-    store = _store(settings)
-    http = _http()
-    tokens = TokenClient(settings, http)
-    result = run_sign_in(
-        settings, tokens, http, browser=browser, paste=paste, announce=announce
-    )
-    access_token = result.tokens.access_token
-    autodesk_id, name = _identity(settings, http, access_token, result.claims)
-
+    store = store_for(settings)
     client_id = client_id_of(settings)
+    http = _http()
+    try:
+        result = run_sign_in(
+            settings, TokenClient(settings, http), http,
+            browser=browser, paste=paste, announce=announce,
+        )
+        access_token = result.tokens.access_token
+        autodesk_id, name = _identity(settings, http, access_token, result.claims)
+    except BaseException:
+        http.close()
+        raise
+
     session = store.put(autodesk_id, client_id, result.tokens, name)
     store.set_signed_in(client_id, autodesk_id)
     logger.info("{} signed in and granted consent.", autodesk_id)
@@ -151,32 +159,41 @@ def sign_in(
 
 def sign_out(settings: Settings) -> str | None:
     """Revoke the signed-in user's refresh token and forget the session."""
-    store = _store(settings)
+    store = store_for(settings)
     client_id = client_id_of(settings)
     autodesk_id = store.signed_in(client_id)
     if autodesk_id is None:
         return None
 
     session = store.get(autodesk_id, client_id)
-    store.forget(autodesk_id, client_id)
-    with _lock:
-        _connections.pop((settings.store_url, client_id, autodesk_id), None)
+    failure: APSError | None = None
     if session and session.refresh_token:
-        TokenClient(settings, _http()).revoke(session.refresh_token)
+        with _http() as http:
+            try:
+                TokenClient(settings, http).revoke(session.refresh_token)
+            except APSError as error:
+                failure = error
+
+    # Forgotten either way: signing out must not depend on reaching APS.
+    store.forget(autodesk_id, client_id)
+    _drop((settings.store_url, client_id, autodesk_id))
+    if failure is not None:
+        logger.warning("{} signed out here, but revoking failed.", autodesk_id)
+        raise AuthenticationError(
+            f"Signed out {autodesk_id} on this machine, but APS could not be "
+            f"told ({failure}) The session may stay valid for up to 15 days: "
+            "remove the app under your Autodesk account's connected apps to "
+            "end it now."
+        )
     logger.info("{} signed out; the session was revoked and forgotten.", autodesk_id)
     return autodesk_id
 
 
 def stored_connection(settings: Settings) -> Connection | None:
     """The signed-in user's connection, or None: never opens a browser."""
-    store = _store(settings)
+    store = store_for(settings)
     autodesk_id = store.signed_in(client_id_of(settings))
     return None if autodesk_id is None else _stored(settings, store, autodesk_id)
-
-
-def store_for(settings: Settings) -> SessionStore:
-    """The process's store for ``settings`` (opened once)."""
-    return _store(settings)
 
 
 # Finding the session.
@@ -193,7 +210,7 @@ def _signed_in(settings: Settings, browser: Browser | None) -> Connection:
 
 def _impersonate(settings: Settings, user: str) -> Connection:
     impersonation.check(user)
-    store = _store(settings)
+    store = store_for(settings)
     conn = _stored(settings, store, user)
     if conn is None:
         logger.warning("{} has no valid consent for job processing.", user)
@@ -210,11 +227,10 @@ def _stored(settings: Settings, store: SessionStore, user: str) -> Connection | 
     client_id = client_id_of(settings)
     key = (settings.store_url, client_id, user)
     session = store.get(user, client_id)
-    if session is None or not _usable(session):
+    if session is None or not _consent_alive(session):
         if session is not None and session.refresh_token:
             logger.info("The consent of {} expired after 15 idle days.", user)
-        with _lock:
-            _connections.pop(key, None)
+        _drop(key)
         return None
 
     cached = _connections.get(key)
@@ -223,7 +239,7 @@ def _stored(settings: Settings, store: SessionStore, user: str) -> Connection | 
     return _remember(settings, store, session, _http())
 
 
-def _usable(session: Session) -> bool:
+def _consent_alive(session: Session) -> bool:
     alive = session.consent_expires_at(CONSENT_LIFETIME) > time.time()
     return session.refresh_token is not None and alive
 
@@ -232,10 +248,18 @@ def _remember(
     settings: Settings, store: SessionStore, session: Session, http: httpx.Client
 ) -> Connection:
     conn = Connection(settings, store, session, http)
+    key = (settings.store_url, session.client_id, session.autodesk_id)
+    _drop(key)
     with _lock:
-        key = (settings.store_url, session.client_id, session.autodesk_id)
         _connections[key] = conn
     return conn
+
+
+def _drop(key: tuple[str, str, str]) -> None:
+    with _lock:
+        conn = _connections.pop(key, None)
+    if conn is not None:
+        conn.close()
 
 
 def _make_current(conn: Connection) -> None:
@@ -250,7 +274,8 @@ def _make_current(conn: Connection) -> None:
 # Pieces.
 
 
-def _store(settings: Settings) -> SessionStore:
+def store_for(settings: Settings) -> SessionStore:
+    """The process's store for ``settings``, opened once."""
     url = settings.store_url
     with _lock:
         store = _stores.get(url)
@@ -276,22 +301,44 @@ def _http() -> httpx.Client:
 def _identity(
     settings: Settings, http: httpx.Client, access_token: str, claims: dict[str, Any]
 ) -> tuple[str, str | None]:
-    """The Autodesk ID (the e-mail address) and name of who signed in."""
+    """The Autodesk ID (the e-mail address) and name of who signed in.
+
+    The verified ID token says it when it carries the e-mail address; else the
+    userinfo endpoint does, and must speak of the same subject.
+    """
     info: dict[str, Any] = dict(claims)
     if not info.get("email"):
-        response = http.get(
-            settings.userinfo_endpoint,
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
-        if response.is_success:
-            info.update(response.json())
-    autodesk_id = (
-        info.get("email") or info.get("preferred_username") or info.get("sub")
+        profile = _userinfo(settings, http, access_token)
+        if claims.get("sub") and profile.get("sub") not in (None, claims["sub"]):
+            raise AuthenticationError(
+                "The userinfo endpoint describes another user than the ID token. "
+                "Check that APS_USERINFO_URL belongs to the same server."
+            )
+        info.update(profile)
+
+    if info.get("email") and info.get("email_verified") is not False:
+        return str(info["email"]), info.get("name")
+    raise AuthenticationError(
+        "Signed in, but the server gave no verified e-mail address for the user, "
+        "which apshooks uses as the Autodesk ID. Ask for the openid and "
+        "user-profile:read scopes, and check APS_USERINFO_URL."
     )
-    if not autodesk_id:
+
+
+def _userinfo(settings: Settings, http: httpx.Client, access_token: str) -> Any:
+    url = settings.userinfo_endpoint
+    response = retry.send(
+        lambda: http.get(url, headers={"Authorization": f"Bearer {access_token}"}),
+        "Reading who signed in",
+    )
+    try:
+        profile = response.json() if response.is_success else None
+    except ValueError:
+        profile = None
+    if not isinstance(profile, dict):
         raise AuthenticationError(
-            "Signed in, but the server did not say who the user is (no email in "
-            "the ID token or userinfo). Check APS_USERINFO_URL and the openid "
-            "and user-profile:read scopes."
+            f"Signed in, but the userinfo endpoint answered HTTP "
+            f"{response.status_code} without a profile. Check APS_USERINFO_URL "
+            "and try again."
         )
-    return str(autodesk_id), info.get("name")
+    return profile

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -94,15 +95,18 @@ class Connection:
         target = self._resolve(url)
         extra = kwargs.pop("headers", None) or {}
         what = f"{method.upper()} {urlsplit(target).path}"
+        sent = ""
 
         def send_once() -> httpx.Response:
-            headers = {**extra, **self.headers}
+            nonlocal sent
+            sent = self._access_token()
+            headers = {**extra, "Authorization": f"Bearer {sent}"}
             return self._http.request(method, target, headers=headers, **kwargs)
 
         started = time.perf_counter()
         response = retry.send(send_once, what)
         if response.status_code == 401:
-            self._access_token(force=True)
+            self._access_token(refused=sent)
             response = retry.send(send_once, what)
         logger.debug(
             "{} answered {} in {:.0f} ms.",
@@ -143,36 +147,52 @@ class Connection:
 
     # Tokens.
 
-    def _access_token(self, *, force: bool = False) -> str:
+    def _access_token(self, *, refused: str | None = None) -> str:
+        """A valid access token; a new one if the server ``refused`` this one."""
         session = self._session
-        if not force and session.fresh():
-            assert session.access_token is not None
-            return session.access_token
+        if session.access_token != refused and session.fresh():
+            return _token(session)
 
         with self._lock:
-            if self._session is not session and self._session.fresh():
-                # Another thread refreshed while this one waited for the lock.
-                assert self._session.access_token is not None
-                return self._session.access_token
-            self._session = self._store.rotate(
-                self._session, self._refresh, force=force
-            )
-        assert self._session.access_token is not None
-        return self._session.access_token
+            # Another thread may have refreshed while this one waited.
+            current = self._session
+            if current.access_token != refused and current.fresh():
+                return _token(current)
+            self._session = self._store.rotate(current, self._refresh, refused=refused)
+            return _token(self._session)
 
     def _refresh(self, refresh_token: str) -> Tokens:
         return self._tokens.refresh(refresh_token, self._session.scopes)
 
     def _resolve(self, url: str) -> str:
         target = urljoin(self._base, url.lstrip("/")) if "://" not in url else url
-        host = urlsplit(target).netloc
-        if host not in self._hosts:
+        parts = urlsplit(target)
+        if parts.netloc not in self._hosts:
             raise RequestError(
-                f"Refusing to send the APS bearer token to {host!r}: it goes only "
-                f"to {', '.join(sorted(self._hosts))}. Use httpx directly for "
-                "other hosts."
+                f"Refusing to send the APS bearer token to {parts.netloc!r}: it "
+                f"goes only to {', '.join(sorted(self._hosts))}. Use httpx "
+                "directly for other hosts."
+            )
+        if parts.scheme != "https" and not _loopback(parts.hostname or ""):
+            raise RequestError(
+                f"Refusing to send the APS bearer token over plain HTTP to "
+                f"{parts.netloc!r}. Use an https:// base URL."
             )
         return target
+
+
+def _token(session: Session) -> str:
+    assert session.access_token is not None  # A rotated session always has one.
+    return session.access_token
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _body(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -48,26 +49,7 @@ class Cipher:
     @classmethod
     def from_key_file(cls, path: Path) -> Cipher:
         """A cipher whose key lives in ``path``, created on first use (mode 0600)."""
-        try:
-            return cls(base64.urlsafe_b64decode(path.read_bytes().strip()))
-        except FileNotFoundError:
-            pass
-        except (binascii.Error, ValueError):
-            raise StoreError(
-                f"The key file {path} is damaged. Restore it from a backup, or "
-                "move it aside and sign in again (stored sessions cannot be read "
-                "without it)."
-            ) from None
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = AESGCM.generate_key(bit_length=256)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls.from_key_file(path)  # Another process made it first.
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(base64.urlsafe_b64encode(key))
-        return cls(key)
+        return cls(base64.urlsafe_b64decode(key_file(path)))
 
     @staticmethod
     def generate() -> str:
@@ -80,13 +62,53 @@ class Cipher:
         return base64.b64encode(nonce + sealed).decode("ascii")
 
     def open(self, sealed: str, context: str) -> str:
-        raw = base64.b64decode(sealed)
         try:
+            raw = base64.b64decode(sealed, validate=True)
             opened = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode())
-        except InvalidTag:
+        except (InvalidTag, binascii.Error, ValueError):
             raise StoreError(
                 "A stored session cannot be decrypted with this machine's key. "
                 "Set APSHOOKS_SECRET_KEY to the key the other machines use, or "
                 "sign in again to replace the session."
             ) from None
         return opened.decode()
+
+
+def key_file(path: Path) -> str:
+    """The key kept in ``path`` (as ``APSHOOKS_SECRET_KEY`` text), made if missing."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+
+    # Written aside, then linked into place: a process that starts at the same
+    # moment sees either no key file or a whole one, never half of one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Cipher.generate()
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".key-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(draft, path)
+    except FileExistsError:
+        return _read_key(path)  # Another process made it first.
+    finally:
+        os.unlink(draft)
+    return key
+
+
+def _read_key(path: Path) -> str:
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = base64.urlsafe_b64decode(text)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise StoreError(
+            f"The key file {path} is damaged. Restore it from a backup, or move "
+            "it aside and sign in again (the stored sessions cannot be read "
+            "without it)."
+        )
+    return text

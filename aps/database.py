@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -26,6 +26,7 @@ Dialect = Literal["sqlite", "postgresql"]
 # How long an SQLite writer waits for another one before giving up. Long enough
 # that a busy job processor never shows a user "database is locked".
 SQLITE_BUSY_MS = 60_000
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
 
 
 class Cursor(Protocol):
@@ -44,7 +45,10 @@ class Connection(Protocol):
 class Database:
     """Where the store lives. ``url`` is ``sqlite:///path`` or ``postgresql://``."""
 
-    url: str
+    url: str = attrs.field(repr=False)  # It may hold a password.
+
+    def __repr__(self) -> str:
+        return f"Database({self.display!r})"
 
     @property
     def dialect(self) -> Dialect:
@@ -96,8 +100,8 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as error:
-            raise self.damaged(error) from None
+        except sqlite3.Error as error:
+            raise self.failure(error) from None
         return conn
 
     def _connect_postgresql(self) -> Any:
@@ -125,33 +129,76 @@ class Database:
             "and run the command again to start a new store."
         )
 
+    def failure(self, error: Exception) -> StoreError:
+        """The StoreError that says what a database error means for the user."""
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return self.damaged(error)
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return StoreError(
+                f"The store {self.display} stayed busy for "
+                f"{SQLITE_BUSY_MS // 1000} s: another program holds it. Nothing "
+                "was lost; try again, and check for a hung apshooks process."
+            )
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return StoreError(
+            f"The store {self.display} failed: {reason or type(error).__name__}. "
+            "Nothing was changed; check the database and try again."
+        )
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn the database driver's errors into a StoreError."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise self.failure(error) from None
+        except Exception as error:
+            if type(error).__module__.startswith("psycopg"):
+                raise self.failure(error) from None
+            raise
+
 
 class Pool:
     """Connections to one database, each lent to one caller at a time.
 
-    Threads come and go (a job processor runs each job on its own), so
-    connections are not tied to threads: a caller borrows one for a statement
+    Connections are not tied to threads, so threads that come and go never
+    leave one open behind them: a caller borrows a connection for a statement
     or a transaction and gives it back. A few idle ones are kept for reuse.
+    ``setup`` runs once on each new connection.
     """
 
-    def __init__(self, db: Database, keep: int = 4) -> None:
+    def __init__(
+        self, db: Database, keep: int = 4, setup: Callable[[Any], None] | None = None
+    ) -> None:
         self.db = db
         self._keep = keep
+        self._setup = setup
         self._idle: list[Any] = []
         self._lock = threading.Lock()
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self.db.connect()
+        conn = self._borrow()
         try:
             yield conn
         except BaseException:
-            self._give_back(conn, healthy=not getattr(conn, "broken", False))
+            self._give_back(conn, healthy=not _broken(conn))
             raise
         self._give_back(conn, healthy=True)
+
+    def _borrow(self) -> Any:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self.db.connect()
+                if self._setup:
+                    self._setup(conn)
+                return conn
+            if not _broken(conn):
+                return conn
+            conn.close()  # The server dropped it while it sat idle.
 
     def close(self) -> None:
         """Close the idle connections; borrowed ones close when given back."""
@@ -168,6 +215,11 @@ class Pool:
         conn.close()
 
 
+def _broken(conn: Any) -> bool:
+    # psycopg marks a connection the server dropped; sqlite3 has no such state.
+    return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
+
+
 @contextmanager
 def transaction(db: Database, conn: Any) -> Iterator[Any]:
     """Run the block in one write transaction on ``conn`` and commit it."""
@@ -176,10 +228,8 @@ def transaction(db: Database, conn: Any) -> Iterator[Any]:
             yield conn
         return
 
-    try:
+    with db.guard():
         conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.DatabaseError as error:
-        raise db.damaged(error) from None
     try:
         yield conn
     except BaseException:

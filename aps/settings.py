@@ -51,9 +51,6 @@ ENVIRONMENT = {
     "impersonate": "APSHOOKS_IMPERSONATE",
 }
 
-_SECRET_FIELDS = frozenset({"client_secret", "secret_key"})
-
-
 def home() -> Path | None:
     """``APSHOOKS_HOME``, when set: one folder for data, logs and config."""
     value = os.environ.get("APSHOOKS_HOME")
@@ -91,7 +88,7 @@ class Settings:
     userinfo_url: str | None = None
     revoke_url: str | None = None
     keys_url: str | None = None
-    store: str | None = None
+    store: str | None = attrs.field(default=None, repr=False)  # May hold a password.
     secret_key: str | None = attrs.field(default=None, repr=False)
     log_level: str = "INFO"
     log_dir: str | None = None
@@ -111,12 +108,7 @@ class Settings:
                 values[name] = os.environ[variable]
 
         values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(values) - set(ENVIRONMENT))
-        if unknown:
-            raise SettingsError(
-                f"Unknown setting {', '.join(map(repr, unknown))}. "
-                f"Known settings are: {', '.join(ENVIRONMENT)}."
-            )
+        _check(values)
         return cls(**values)
 
     # The endpoints default to APS's own, derived from the base URL.
@@ -175,15 +167,36 @@ class Settings:
     def jobs_folder(self) -> Path:
         return _folder(self.jobs, "jobs")
 
-    def safe_items(self) -> Mapping[str, object]:
-        """The settings with every secret masked, for ``apshooks`` output."""
-        shown: dict[str, object] = {}
-        for field in attrs.fields(Settings):
-            value = getattr(self, field.name)
-            if field.name in _SECRET_FIELDS and value:
-                value = "(set)"
-            shown[field.name] = value
-        return shown
+
+
+_LISTS = frozenset({"scopes", "impersonate"})
+_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check(values: Mapping[str, Any]) -> None:
+    """Refuse unknown names and values of the wrong kind, naming the setting."""
+    unknown = sorted(set(values) - set(ENVIRONMENT))
+    if unknown:
+        raise SettingsError(
+            f"Unknown setting {', '.join(map(repr, unknown))}. "
+            f"Known settings are: {', '.join(ENVIRONMENT)}."
+        )
+    for name, value in values.items():
+        words = isinstance(value, list | tuple) and all(
+            isinstance(word, str) for word in value
+        )
+        if not isinstance(value, str) and not (name in _LISTS and words):
+            kind = "text or a list of text" if name in _LISTS else "text"
+            raise SettingsError(
+                f"The setting {name!r} must be {kind}, not {value!r}. Fix it in "
+                f"apshooks.toml or {ENVIRONMENT[name]}."
+            )
+    level = str(values.get("log_level", "INFO")).upper()
+    if level not in _LEVELS:
+        raise SettingsError(
+            f"The log level {values['log_level']!r} is unknown. Use one of "
+            f"{', '.join(_LEVELS)} (APSHOOKS_LOG_LEVEL)."
+        )
 
 
 def _folder(value: str | None, default: str) -> Path:

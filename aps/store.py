@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,8 +22,8 @@ from loguru import logger
 
 from aps.crypto import Cipher
 from aps.database import Database, Pool, create_tables, transaction
-from aps.errors import ConsentRequired
-from aps.settings import Settings, data_dir
+from aps.errors import ConsentRequired, StoreError
+from aps.settings import Settings
 from aps.tokens import GrantRefused, Tokens
 
 CONSENT_LIFETIME = 15 * 86400.0
@@ -62,6 +61,17 @@ _COLUMNS = (
 _THIS = " WHERE autodesk_id = ? AND client_id = ?"
 _SELECT = f"SELECT {_COLUMNS} FROM sessions{_THIS}"
 _MINE = " WHERE machine = ? AND client_id = ?"
+# A sign-in replaces whatever was there; the version moves on so that every
+# process holding the old session notices.
+_UPSERT = (
+    f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 10)}) "
+    "ON CONFLICT (autodesk_id, client_id) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}"
+        for column in _COLUMNS.split(", ")[2:-1]
+    )
+    + ", version = sessions.version + 1 RETURNING version"
+)
 
 
 @attrs.frozen(repr=False)
@@ -128,7 +138,7 @@ class SessionStore:
     def __init__(self, db: Database, cipher: Cipher) -> None:
         self.db = db
         self._cipher = cipher
-        self._pool = Pool(db)
+        self._pool = Pool(db, setup=_durable if db.dialect == "sqlite" else None)
         self._create()
 
     @classmethod
@@ -136,12 +146,15 @@ class SessionStore:
         """The store the settings name, with the key they name."""
         db = Database(settings.store_url)
         if settings.secret_key:
-            cipher = Cipher.from_secret(settings.secret_key)
-        elif db.dialect == "sqlite":
-            cipher = Cipher.from_key_file(db.path.with_suffix(".key"))
-        else:
-            cipher = Cipher.from_key_file(data_dir() / "apshooks.key")
-        return cls(db, cipher)
+            return cls(db, Cipher.from_secret(settings.secret_key))
+        if db.dialect == "postgresql":
+            raise StoreError(
+                "A PostgreSQL store is shared by several machines, so they must "
+                "share its key too: set APSHOOKS_SECRET_KEY to the same value on "
+                "each (make one with: python -c \"from aps.crypto import Cipher; "
+                "print(Cipher.generate())\")."
+            )
+        return cls(db, Cipher.from_key_file(db.path.with_suffix(".key")))
 
     # Reading and writing single sessions.
 
@@ -154,20 +167,13 @@ class SessionStore:
     ) -> Session:
         """Store a new session after a sign-in: consent is given now."""
         now = time.time()
+        session = Session(
+            autodesk_id, client_id, name, tokens.scopes, tokens.refresh_token,
+            tokens.access_token, tokens.expires_at, now, now, 1,
+        )
         with self._transaction() as conn:
-            old = self._read(conn, autodesk_id, client_id, lock=True)
-            version = old.version + 1 if old else 1
-            session = Session(
-                autodesk_id, client_id, name, tokens.scopes, tokens.refresh_token,
-                tokens.access_token, tokens.expires_at, now, now, version,
-            )
-            self._run(conn, "DELETE FROM sessions" + _THIS, (autodesk_id, client_id))
-            self._run(
-                conn,
-                f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-                self._row(session),
-            )
-        return session
+            (version,) = self._run(conn, _UPSERT, self._row(session)).fetchone()
+        return attrs.evolve(session, version=int(version))
 
     def forget(self, autodesk_id: str, client_id: str) -> None:
         with self._transaction() as conn:
@@ -205,23 +211,22 @@ class SessionStore:
         seen: Session,
         refresh: Callable[[str], Tokens],
         *,
-        force: bool = False,
+        refused: str | None = None,
     ) -> Session:
         """A session with a fresh access token, refreshing only when nobody did.
 
-        ``seen`` is the session the caller holds. Under the lock the row is read
-        again: when a peer rotated since (its version moved on), or the token is
-        still fresh and no refresh was forced, that row is adopted and no request
-        is made. Otherwise ``refresh`` trades the refresh token and the new pair
-        is committed before this method returns. ``force`` refreshes even a
-        fresh token, after the server refused it with 401.
+        ``seen`` is the session the caller holds; ``refused`` the access token
+        the server just answered 401 to, if any. Under the lock the row is read
+        again: when its access token is fresh and is not the refused one (a peer
+        may have rotated meanwhile), that row is adopted and no request is
+        made. Otherwise ``refresh`` trades the refresh token and the new pair is
+        committed before this method returns.
         """
         try:
             with self._transaction() as conn:
                 current = self._read(conn, seen.autodesk_id, seen.client_id, lock=True)
-                current = self._usable(current, seen)
-                moved_on = current.version != seen.version
-                if (moved_on or not force) and current.fresh():
+                current = self._signed_in_still(current, seen)
+                if current.access_token != refused and current.fresh():
                     return current
 
                 assert current.refresh_token is not None
@@ -242,7 +247,7 @@ class SessionStore:
         logger.info("The access token of {} was refreshed.", seen.autodesk_id)
         return rotated
 
-    def _usable(self, current: Session | None, seen: Session) -> Session:
+    def _signed_in_still(self, current: Session | None, seen: Session) -> Session:
         if current is None or current.refresh_token is None:
             raise ConsentRequired(
                 f"The session of {seen.autodesk_id} was signed out or lost. "
@@ -277,7 +282,7 @@ class SessionStore:
     # Rows and SQL.
 
     def _create(self) -> None:
-        with self._guard(), self._pool.connection() as conn:
+        with self.db.guard(), self._pool.connection() as conn:
             create_tables(self.db, conn, _SCHEMA)
 
     def _read(
@@ -290,12 +295,13 @@ class SessionStore:
         return self._session(row) if row else None
 
     def _update(self, conn: Any, session: Session) -> None:
+        row = dict(zip(_COLUMNS.split(", "), self._row(session), strict=True))
+        changed = ("scopes", "refresh_token", "access_token", "expires_at",
+                   "renewed_at", "version")
         self._run(
             conn,
-            "UPDATE sessions SET scopes = ?, refresh_token = ?, access_token = ?, "
-            "expires_at = ?, renewed_at = ?, version = ?" + _THIS,
-            (*self._row(session)[3:6], session.expires_at, session.renewed_at,
-             session.version, session.autodesk_id, session.client_id),
+            "UPDATE sessions SET " + ", ".join(f"{c} = ?" for c in changed) + _THIS,
+            (*(row[c] for c in changed), session.autodesk_id, session.client_id),
         )
 
     def _run(self, conn: Any, query: str, params: tuple[Any, ...]) -> Any:
@@ -334,26 +340,23 @@ class SessionStore:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         with (
-            self._guard(),
+            self.db.guard(),
             self._pool.connection() as conn,
             transaction(self.db, conn),
         ):
             yield conn
 
     def _one(self, query: str, params: tuple[Any, ...]) -> Any:
-        with self._guard(), self._pool.connection() as conn:
+        with self.db.guard(), self._pool.connection() as conn:
             return conn.execute(self.db.sql(query), params).fetchone()
 
     def _all(self, query: str) -> list[Any]:
-        with self._guard(), self._pool.connection() as conn:
+        with self.db.guard(), self._pool.connection() as conn:
             return list(conn.execute(self.db.sql(query)).fetchall())
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn a damaged SQLite file into a StoreError that says what to do."""
-        try:
-            yield
-        except sqlite3.DatabaseError as error:
-            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-                raise
-            raise self.db.damaged(error) from None
+
+def _durable(conn: Any) -> None:
+    # A rotation that a power cut undid would leave a spent refresh token behind
+    # and lose the session, so the session store pays for a full sync; it
+    # writes about once an hour.
+    conn.execute("PRAGMA synchronous = FULL")

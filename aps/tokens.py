@@ -19,6 +19,10 @@ from aps import retry
 from aps.errors import AuthenticationError
 from aps.settings import Settings
 
+# At most 3 x 10 s of requests and 2 x 5 s of waiting: well inside the minute
+# that the store's other writers wait for its lock.
+REFRESH_POLICY = retry.RetryPolicy(attempts=3, max_delay=5.0, timeout=10.0)
+
 
 class GrantRefused(AuthenticationError):
     """The token endpoint answered ``invalid_grant``: the code or token is dead."""
@@ -71,12 +75,12 @@ class TokenClient:
 
     def refresh(self, refresh_token: str, scopes: Sequence[str]) -> Tokens:
         """Trade a refresh token, which dies doing so, for a new pair."""
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "scope": " ".join(scopes),
-        }
-        return self._token_request(form, "the token refresh", scopes)
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if scopes:
+            form["scope"] = " ".join(scopes)
+        # A refresh runs while the store is locked for everyone else, so it
+        # gives up well before a waiting peer would.
+        return self._token_request(form, "the token refresh", scopes, REFRESH_POLICY)
 
     def revoke(self, token: str, hint: str = "refresh_token") -> None:
         """Revoke ``token`` at the server. A token it does not know is fine."""
@@ -105,14 +109,21 @@ class TokenClient:
         return {**form, "client_id": self.client_id}, {}
 
     def _token_request(
-        self, form: dict[str, str], what: str, scopes: Sequence[str] = ()
+        self,
+        form: dict[str, str],
+        what: str,
+        scopes: Sequence[str] = (),
+        policy: retry.RetryPolicy = retry.DEFAULT_POLICY,
     ) -> Tokens:
         form, headers = self._authenticate(form)
         url = self._settings.token_endpoint
         sent_at = time.time()
         response = retry.send(
-            lambda: self._http.post(url, data=form, headers=headers),
+            lambda: self._http.post(
+                url, data=form, headers=headers, timeout=policy.timeout
+            ),
             f"The token endpoint, for {what},",
+            policy,
         )
         body = _json(response)
         if response.status_code >= 400:

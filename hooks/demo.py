@@ -21,6 +21,7 @@ import attrs
 
 import aps
 from aps import _connect, logs
+from aps.crypto import key_file
 from aps.errors import APSError
 from aps.sandbox import Sandbox, free_callback_url
 from aps.settings import Settings, data_dir
@@ -121,6 +122,8 @@ def _point_at(
             "APSHOOKS_JOBS": str(samples / "jobs"),
         }
     )
+    # The demo's own key, so that a shared PostgreSQL store works without one.
+    os.environ.setdefault("APSHOOKS_SECRET_KEY", key_file(folder / "apshooks.key"))
     return Settings.load()
 
 

@@ -52,9 +52,7 @@ def test_the_demo_runs_end_to_end_and_leaves_its_traces(
     assert job.autodesk_id == "jane@example.com"
     assert len(job.result) == 4  # type: ignore[arg-type]
 
-    key = (
-        home / "demo" / "apshooks.key" if backend == "sqlite" else home / "apshooks.key"
-    )
+    key = home / "demo" / "apshooks.key"
     store = SessionStore(Database(store_url), Cipher.from_key_file(key))
     (session,) = store.sessions()
     assert session.autodesk_id == "jane@example.com"

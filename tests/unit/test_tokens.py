@@ -9,9 +9,10 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from aps import retry
+from aps.database import SQLITE_BUSY_MS
 from aps.errors import AuthenticationError, RequestError
 from aps.settings import Settings
-from aps.tokens import GrantRefused, TokenClient
+from aps.tokens import REFRESH_POLICY, GrantRefused, TokenClient
 
 TOKEN_URL = "https://developer.api.autodesk.com/authentication/v2/token"
 ANSWER = {
@@ -86,7 +87,7 @@ def test_throttled_requests_wait_as_told_then_succeed(
     httpx_mock.add_response(
         url=TOKEN_URL,
         status_code=429,
-        headers={"Retry-After": "7"},
+        headers={"Retry-After": "3"},
         json={"developerMessage": "Quota limit exceeded."},
     )
     httpx_mock.add_response(url=TOKEN_URL, status_code=503)
@@ -96,7 +97,7 @@ def test_throttled_requests_wait_as_told_then_succeed(
         tokens = TokenClient(Settings(client_id="desk"), http).refresh("rt-1", [])
 
     assert tokens.access_token == "at-1"
-    assert waits[0] == 7.0
+    assert waits[0] == 3.0
     assert 0 < waits[1] <= retry.DEFAULT_POLICY.base_delay * 2
 
 
@@ -104,12 +105,27 @@ def test_retries_run_out_with_a_clear_error(
     httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(retry.time, "sleep", lambda _: None)
-    for _ in range(retry.DEFAULT_POLICY.attempts):
+    for _ in range(REFRESH_POLICY.attempts):
         httpx_mock.add_response(url=TOKEN_URL, status_code=502)
     with httpx.Client() as http, pytest.raises(RequestError) as caught:
         TokenClient(Settings(client_id="desk"), http).refresh("rt-1", [])
     assert caught.value.status == 502
     assert "try again" in str(caught.value)
+
+
+def test_a_refresh_gives_up_before_the_store_lock_would(
+    httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry.time, "sleep", waits.append)
+    for _ in range(REFRESH_POLICY.attempts):
+        httpx_mock.add_response(
+            url=TOKEN_URL, status_code=429, headers={"Retry-After": "600"}
+        )
+    with httpx.Client() as http, pytest.raises(RequestError):
+        TokenClient(Settings(client_id="desk"), http).refresh("rt-1", [])
+    worst = REFRESH_POLICY.attempts * REFRESH_POLICY.timeout + sum(waits)
+    assert worst < SQLITE_BUSY_MS / 1000
 
 
 def test_no_client_id_says_how_to_set_one() -> None:
