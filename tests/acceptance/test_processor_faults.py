@@ -163,3 +163,34 @@ def test_a_job_that_outlives_the_grace_period_is_released(
     assert worker.wait(20) == 0
     assert queue.get(held.id).status is Status.PENDING
     assert [a.outcome for a in queue.attempts(held.id)] == ["Released"]
+
+
+@pytest.mark.timeout(60)
+def test_a_job_that_keeps_killing_its_worker_ends_failed(
+    store_url: str, queue: Queue, jobs: Path
+) -> None:
+    (jobs / "Fault.Crash.py").write_text(
+        "import os\nimport signal\n\nfrom hooks import job\n\n\n"
+        '@job("Fault.Crash", lost=2)\n'
+        "def crash(job):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n",
+        encoding="utf-8",
+    )
+    crasher = queue.add("Fault.Crash", {})
+    worker = start_worker(jobs, store_url)
+    deaths = 0
+
+    def settled() -> bool:
+        nonlocal worker, deaths
+        if worker.poll() is not None:
+            deaths += 1
+            worker = start_worker(jobs, store_url)
+        return queue.get(crasher.id).status is Status.FAILED
+
+    wait_until(settled, 30)
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(20) == 0
+    assert deaths == 2
+    assert [a.outcome for a in queue.attempts(crasher.id)] == ["Lost", "Lost"]
+    assert "not run again" in str(queue.get(crasher.id).error)
