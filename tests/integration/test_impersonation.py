@@ -93,3 +93,12 @@ def test_raise_on_error_false_returns_a_falsy_result(home: Path) -> None:
     result = aps.connect(settings=Settings(), raise_on_error=False)
     assert not result
     assert "APS_CLIENT_ID" in str(result.error)
+
+
+def test_a_store_error_is_returned_too_when_asked_not_to_raise(home: Path) -> None:
+    (home / "broken.db").write_bytes(b"not a database" * 100)
+    settings = Settings(client_id="desk", store=str(home / "broken.db"))
+    result = aps.connect(settings=settings, raise_on_error=False)
+    assert not result
+    assert "cannot be read" in str(result.error)
+    assert not hasattr(result, "_private")

@@ -136,3 +136,44 @@ def test_key_file_is_created_private_and_reused(home: Path) -> None:
     assert Cipher.from_key_file(key_file).open(sealed, "ctx") == "token"
     with pytest.raises(StoreError):
         Cipher.from_key_file(key_file).open(sealed, "another row")
+
+
+def test_a_busy_store_says_busy_and_keeps_its_sessions(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aps.database.SQLITE_BUSY_MS", 100)
+    url = f"sqlite:///{home / 'busy.db'}"
+    store = _store(url)
+    store.put("jane@example.com", "app", _tokens(1), None)
+    holder = Database(url).connect()
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="busy") as caught:
+            _store(url).put("jane@example.com", "app", _tokens(2), None)
+        assert "move the file aside" not in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    kept = store.get("jane@example.com", "app")
+    assert kept is not None
+    assert kept.refresh_token == "refresh-1"
+
+
+def test_concurrent_first_sign_ins_of_one_user_all_land(store_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def sign_in(n: int) -> None:
+        try:
+            _store(store_url).put("jane@example.com", "app", _tokens(n), None)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = _store(store_url).get("jane@example.com", "app")
+    assert final is not None
+    assert final.version == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,42 @@ def test_hubs_are_read_once_with_their_region_errors(
     with pytest.raises(KeyError, match="Did you mean 'build_JohnsCompany'"):
         conn.hubs["build_JohnCompany"]
     assert len(httpx_mock.get_requests()) == 1
+
+
+def test_many_requests_refused_together_refresh_once(
+    store: SessionStore, httpx_mock: HTTPXMock
+) -> None:
+    conn = _connect(store)
+    barrier = threading.Barrier(8)
+
+    def hubs(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer at-1":
+            barrier.wait(5)  # every thread holds a refused token at once
+            return httpx.Response(401)
+        return httpx.Response(200, json={"data": []})
+
+    httpx_mock.add_callback(hubs, url=f"{API}/project/v1/hubs", is_reusable=True)
+    _refreshed(httpx_mock, 2)
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: statuses.append(conn.get("/project/v1/hubs").status_code)
+        )
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 8
+    assert len(httpx_mock.get_requests(url=TOKEN_URL)) == 1
+
+
+def test_the_token_never_travels_over_plain_http(store: SessionStore) -> None:
+    tokens = Tokens("at-1", "rt-1", time.time() + 3600, ())
+    session = store.put("jane@example.com", "desk", tokens, None)
+    settings = Settings(client_id="desk", base_url="http://aps.example.com")
+    conn = Connection(settings, store, session, httpx.Client())
+    with pytest.raises(RequestError, match="plain HTTP"):
+        conn.get("/project/v1/hubs")
