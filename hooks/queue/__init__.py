@@ -13,7 +13,6 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import attrs
@@ -21,53 +20,14 @@ import attrs
 from aps.database import Database, transaction
 from aps.settings import Settings
 from hooks.jobs import Attempt, Job, JobError, JSONValue, Status
+from hooks.queue.tables import (
+    ATTEMPT_COLUMNS,
+    JOB_COLUMNS,
+    attempt_from,
+    job_from,
+)
 
 Heartbeat = Literal["ok", "cancel", "gone"]
-
-JOB_COLUMNS = (
-    "id, name, parameters, description, priority, status, submitter, autodesk_id, "
-    "created, attempt, result, error, worker"
-)
-ATTEMPT_COLUMNS = "job_id, attempt, worker, started, ended, outcome, error, traceback"
-
-# Columns and indexes both backends share; {id} and {real} are their types.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id {id},
-    name TEXT NOT NULL,
-    parameters TEXT NOT NULL,
-    description TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    submitter TEXT NOT NULL,
-    autodesk_id TEXT,
-    created {real} NOT NULL,
-    available {real} NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    lost INTEGER NOT NULL DEFAULT 0,
-    max_lost INTEGER NOT NULL DEFAULT 3,
-    cancel INTEGER NOT NULL DEFAULT 0,
-    worker TEXT,
-    lease {real},
-    result TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (priority, id)
-    WHERE status = 'Pending';
-CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease) WHERE status = 'Running';
-CREATE TABLE IF NOT EXISTS job_attempts (
-    job_id BIGINT NOT NULL,
-    attempt INTEGER NOT NULL,
-    worker TEXT NOT NULL,
-    started {real} NOT NULL,
-    ended {real},
-    outcome TEXT,
-    error TEXT,
-    traceback TEXT,
-    PRIMARY KEY (job_id, attempt)
-);
-"""
 
 
 @attrs.frozen(eq=False)
@@ -263,14 +223,14 @@ class Queue:
             ).fetchone()
             self.notify(conn)
         _wake_local(self.db.url)
-        return _job(row)
+        return job_from(row)
 
     def get(self, job_id: int) -> Job:
         row = self._run(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", job_id)
         found = row.fetchone()
         if found is None:
             raise JobError(f"There is no job {job_id} in {self.db.display}.")
-        return _job(found)
+        return job_from(found)
 
     def jobs(
         self, *, status: Status | str | None = None, limit: int = 100
@@ -282,7 +242,7 @@ class Queue:
         else:
             query = f"SELECT {JOB_COLUMNS} FROM jobs"
             rows = self._run(f"{query} ORDER BY id DESC LIMIT ?", limit)
-        return [_job(row) for row in rows.fetchall()]
+        return [job_from(row) for row in rows.fetchall()]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         rows = self._run(
@@ -290,7 +250,7 @@ class Queue:
             " ORDER BY attempt",
             job_id,
         )
-        return [_attempt(row) for row in rows.fetchall()]
+        return [attempt_from(row) for row in rows.fetchall()]
 
     def pending(self, types: Sequence[str] = ()) -> int:
         """How many jobs of ``types`` wait to run, backoff included."""
@@ -393,7 +353,7 @@ class Queue:
         ).fetchone()
         if row is None:
             return None
-        job = _job(row)
+        job = job_from(row)
         self._run(
             "INSERT INTO job_attempts (job_id, attempt, worker, started)"
             " VALUES (?, ?, ?, {now})",
@@ -536,7 +496,7 @@ class Queue:
                 _LOST_TOO_OFTEN,
                 conn=conn,
             ).fetchall()
-            jobs = [_job(row) for row in rows]
+            jobs = [job_from(row) for row in rows]
             for job in jobs:
                 reason = f"The worker {job.worker} stopped renewing the job's lease."
                 self._end_attempt(conn, job, "Lost", reason, None)
@@ -568,44 +528,6 @@ _LOST_TOO_OFTEN = (
     "The job's worker stopped while running it as many times as its job type "
     "allows, so it is not run again. Find what stops the worker, then retry the job."
 )
-
-
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(float(value), UTC)
-
-
-def _job(row: Sequence[Any]) -> Job:
-    (id_, name, parameters, description, priority, status, submitter) = row[:7]
-    (autodesk_id, created, attempt, result, error, worker) = row[7:]
-    return Job(
-        id=int(id_),
-        name=name,
-        parameters=json.loads(parameters),
-        description=description,
-        priority=int(priority),
-        status=Status(status),
-        submitter=submitter,
-        autodesk_id=autodesk_id,
-        created=datetime.fromtimestamp(float(created), UTC),
-        attempt=int(attempt),
-        result=None if result is None else json.loads(result),
-        error=error,
-        worker=worker,
-    )
-
-
-def _attempt(row: Sequence[Any]) -> Attempt:
-    job_id, number, worker, started, ended, outcome, error, traceback = row
-    return Attempt(
-        job_id=int(job_id),
-        number=int(number),
-        worker=worker,
-        started=datetime.fromtimestamp(float(started), UTC),
-        ended=_time(ended),
-        outcome=outcome,
-        error=error,
-        traceback=traceback,
-    )
 
 
 # Job processors in this process that wait for work, by store URL, so that an

@@ -11,7 +11,8 @@ import threading
 import time
 from typing import Any
 
-from hooks.queue import SCHEMA, Queue
+from hooks.queue import Queue
+from hooks.queue.tables import SCHEMA
 
 # How long one wait for a notification lasts before the wake event is looked
 # at again; notifications themselves end the wait at once.

@@ -28,7 +28,8 @@ try:
 except ImportError:  # Windows: SQLite's own busy handler does the waiting.
     fcntl = None  # type: ignore[assignment]
 
-from hooks.queue import SCHEMA, Queue
+from hooks.queue import Queue
+from hooks.queue.tables import SCHEMA
 
 # How often an idle job processor looks for another process's commit.
 POLL_SECONDS = 0.004
