@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from queue import SimpleQueue
 
@@ -225,7 +225,14 @@ class Processor:
                 for thread in threads:
                     thread.join()
 
+    def _relax(self) -> None:
+        # Only a speed-up: should the store fail here, the first real write
+        # reports it where it is handled.
+        with suppress(Exception):
+            self.queue.relax_this_thread()
+
     def _take_jobs(self, inbox: SimpleQueue[Job | None]) -> None:
+        self._relax()
         try:
             while (job := inbox.get()) is not None:
                 while job is not None:
@@ -358,6 +365,7 @@ class Processor:
             thread.join()
 
     def _beat(self, done: threading.Event) -> None:
+        self._relax()
         while not done.wait(self.heartbeat):
             try:
                 self._renew_leases()

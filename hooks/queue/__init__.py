@@ -77,6 +77,18 @@ class Ended(NamedTuple):
 # Where a running job is changed, it must still be the attempt we hold.
 _FENCE = "id = ? AND attempt = ? AND status = 'Running'"
 
+ADD_SQL = (
+    "INSERT INTO jobs (name, parameters, description, priority, status,"
+    " submitter, autodesk_id, created, available)"
+    " VALUES (?, ?, ?, ?, 'Pending', ?, ?, {now}, {now})"
+    f" RETURNING {JOB_COLUMNS}"
+)
+SUCCEED_SQL = (
+    "UPDATE jobs SET status = CASE WHEN cancel = 1 THEN 'Cancelled'"
+    " ELSE 'Success' END, result = ?, error = NULL, lease = NULL"
+    f" WHERE {_FENCE}"
+)
+
 
 class Queue:
     """Jobs in one store. Open one with :func:`open_queue`.
@@ -184,6 +196,12 @@ class Queue:
     def relax_durability(self, conn: Any) -> None:
         """Let this transaction commit without waiting for the disk, if it can."""
 
+    def relax_this_thread(self) -> None:
+        """:meth:`relax_durability` for everything the calling thread writes.
+
+        For the threads of a job processor, which write only its bookkeeping.
+        """
+
     def notify(self, conn: Any) -> None:
         """Tell idle job processors, once ``conn`` commits, that work arrived."""
 
@@ -207,23 +225,22 @@ class Queue:
         autodesk_id: str | None = None,
     ) -> Job:
         """Store a new Pending job (``parameters`` already checked) and return it."""
-        with self._transaction() as conn:
-            row = self._run(
-                f"INSERT INTO jobs (name, parameters, description, priority, status,"
-                f" submitter, autodesk_id, created, available)"
-                f" VALUES (?, ?, ?, ?, 'Pending', ?, ?, {{now}}, {{now}})"
-                f" RETURNING {JOB_COLUMNS}",
-                name,
-                json.dumps(parameters),
-                description,
-                int(priority),
-                submitter,
-                autodesk_id,
-                conn=conn,
-            ).fetchone()
-            self.notify(conn)
+        row = self._insert(
+            name,
+            json.dumps(parameters),
+            description,
+            int(priority),
+            submitter,
+            autodesk_id,
+        )
         _wake_local(self.db.url)
         return job_from(row)
+
+    def _insert(self, *values: Any) -> Any:
+        with self._transaction() as conn:
+            row = self._run(ADD_SQL, *values, conn=conn).fetchone()
+            self.notify(conn)
+        return row
 
     def get(self, job_id: int) -> Job:
         row = self._run(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", job_id)
@@ -333,24 +350,26 @@ class Queue:
         with self._processor_transaction() as conn:
             return self._claim(conn, request)
 
-    def _claim(self, conn: Any, request: Claim) -> Job | None:
+    def claim_sql(self, request: Claim) -> tuple[str, list[Any]]:
+        """The statement that claims the next job, and its parameters."""
         condition, params = self.type_filter(request.types)
         limits = sorted(request.lost_limits.items())
         cases = " ".join(["WHEN ? THEN ?"] * len(limits))
         max_lost = f"CASE name {cases} ELSE max_lost END" if limits else "max_lost"
-        row = self._run(
+        statement = (
             "UPDATE jobs SET status = 'Running', attempt = attempt + 1,"
             f" worker = ?, lease = {{now}} + ?, cancel = 0, max_lost = {max_lost}"
             " WHERE id = (SELECT id FROM jobs"
             " WHERE status = 'Pending' AND available <= {now}"
             f" AND {condition} ORDER BY priority, id LIMIT 1{self.lock_sql})"
-            f" RETURNING {JOB_COLUMNS}",
-            request.worker,
-            request.lease,
-            *[value for pair in limits for value in pair],
-            *params,
-            conn=conn,
-        ).fetchone()
+            f" RETURNING {JOB_COLUMNS}"
+        )
+        values = [request.worker, request.lease]
+        return statement, [*values, *(v for pair in limits for v in pair), *params]
+
+    def _claim(self, conn: Any, request: Claim) -> Job | None:
+        statement, values = self.claim_sql(request)
+        row = self._run(statement, *values, conn=conn).fetchone()
         if row is None:
             return None
         job = job_from(row)
@@ -399,9 +418,7 @@ class Queue:
         """
         with self._processor_transaction() as conn:
             row = self._run(
-                "UPDATE jobs SET status = CASE WHEN cancel = 1 THEN 'Cancelled'"
-                " ELSE 'Success' END, result = ?, error = NULL, lease = NULL"
-                f" WHERE {_FENCE} RETURNING status",
+                f"{SUCCEED_SQL} RETURNING status",
                 json.dumps(result),
                 job.id,
                 job.attempt,
