@@ -13,6 +13,7 @@ import getpass
 import importlib.util
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -201,6 +202,7 @@ def add_job(
     """
     from hooks.queue import default_queue
 
+    check_name(name)
     checked = check_parameters(parameters or {})
     connection = getattr(aps, "connection", None)
     user = getattr(connection, "user", None) if connection else None
@@ -213,6 +215,19 @@ def add_job(
         submitter=submitter or getpass.getuser(),
         autodesk_id=autodesk_id,
     )
+
+
+# A job type names a file in the jobs folder: nothing that could leave it.
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+def check_name(name: str) -> None:
+    """Raise :class:`JobError` unless ``name`` can be a job type."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise JobError(
+            f"{name!r} cannot be a job type: use letters, digits, '.', '_' and '-', "
+            "like Sample.ListProjects."
+        )
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> dict[str, JSONValue]:
@@ -259,6 +274,7 @@ class JobScripts:
 
     def find(self, name: str) -> JobType:
         """The job type ``name``: from its script, else registered in-process."""
+        check_name(name)
         script = self.folder / f"{name}.py"
         try:
             mtime = script.stat().st_mtime

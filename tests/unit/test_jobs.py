@@ -7,7 +7,14 @@ from datetime import date
 
 import pytest
 
-from hooks.jobs import JobError, JobType, check_parameters, job, registered
+from hooks.jobs import (
+    JobError,
+    JobType,
+    check_name,
+    check_parameters,
+    job,
+    registered,
+)
 from hooks.queue.postgresql import PostgreSQLQueue
 
 
@@ -91,3 +98,16 @@ def test_glob_patterns_become_like_patterns_on_postgresql(
     pattern: str, like: str
 ) -> None:
     assert PostgreSQLQueue.glob(pattern) == like
+
+
+@pytest.mark.parametrize("name", ["Sample.CreatePDF", "a", "My_Job-2.v1"])
+def test_job_type_names_that_name_a_script(name: str) -> None:
+    check_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "../evil", "a/b", ".hidden", "a b", "C:\\x"])
+def test_job_type_names_that_could_leave_the_jobs_folder_are_refused(
+    name: str,
+) -> None:
+    with pytest.raises(JobError, match="cannot be a job type"):
+        check_name(name)
