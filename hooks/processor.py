@@ -94,7 +94,10 @@ class Processor:
         )
         try:
             with self._heartbeats(), self._listening(), self._job_threads():
-                self._dispatch(until_empty)
+                try:
+                    self._dispatch(until_empty)
+                except KeyboardInterrupt:  # Ctrl-C without the CLI's handler.
+                    self.stop()
                 self._finish()
         finally:
             # A thread still inside a released job must not claim another.
@@ -384,7 +387,10 @@ class Processor:
                 if state == "cancel":
                     logger.info(f"Job {job.id} ({job.name}) was asked to stop.")
                 else:
-                    _log_stale(job)
+                    logger.warning(
+                        f"Job {job.id} ({job.name}) lost its lease while running; "
+                        "another job processor may run it again."
+                    )
 
     def _reap(self) -> None:
         for job in self.queue.reap():
