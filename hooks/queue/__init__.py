@@ -9,6 +9,7 @@ job to another changes nothing.
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -91,7 +92,8 @@ SUCCEED_SQL = (
 
 
 class Queue:
-    """Jobs in one store. Open one with :func:`open_queue`.
+    """Jobs in one store. Open one with :func:`open_queue`; close it when done,
+    or use it as a context manager.
 
     Safe to share between threads: each thread gets its own connection.
     """
@@ -163,6 +165,12 @@ class Queue:
             self._connections.remove(held)
         with held.lock:
             held.conn.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close every connection this queue opened, once each is free."""
@@ -595,5 +603,15 @@ def default_queue() -> Queue:
     with _defaults_lock:
         queue = _defaults.get(url)
         if queue is None:
+            if not _defaults:
+                atexit.register(_close_defaults)
             queue = _defaults[url] = open_queue(url)
         return queue
+
+
+def _close_defaults() -> None:
+    with _defaults_lock:
+        queues = list(_defaults.values())
+        _defaults.clear()
+    for queue in queues:
+        queue.close()

@@ -358,13 +358,11 @@ def test_an_idle_processor_starts_a_job_added_from_another_connection(
 ) -> None:
     ran = threading.Event()
     job("Conf.Woken")(lambda job: ran.set())
-    elsewhere = open_queue(store_url)
 
-    with running(processor(queue, tmp_path)):
+    with open_queue(store_url) as elsewhere, running(processor(queue, tmp_path)):
         assert not ran.wait(0.05)
         elsewhere.add("Conf.Woken", {})
         assert ran.wait(5)
-    elsewhere.close()
 
 
 def test_the_result_is_stored_as_json(queue: Queue, tmp_path: Path) -> None:
