@@ -69,8 +69,11 @@ def fire(event: str, arguments: Sequence[str], folder: Path | None) -> None:
 )
 @_folder_option
 def list_events(show_all: bool, folder: Path | None) -> None:
-    """Load the customizations and list their handlers by event."""
-    _load(folder)
+    """Load the customizations and list their handlers by event.
+
+    Exits with 1 when a script failed to load.
+    """
+    loaded_ok = _load(folder)
     for event in events.catalogue():
         registered = events.handlers(event)
         if not registered and not show_all:
@@ -81,6 +84,8 @@ def list_events(show_all: bool, folder: Path | None) -> None:
             for h in registered
         ]
         _table(rows)
+    if not loaded_ok:
+        raise click.exceptions.Exit(FAILED)
 
 
 commands: list[click.Command] = [fire, list_events]
@@ -89,7 +94,14 @@ commands: list[click.Command] = [fire, list_events]
 def _load(folder: Path | None) -> bool:
     settings = Settings.load()
     logs.configure("client", settings)
-    report = custom.load(folder or settings.customizations_folder)
+    folder = folder or settings.customizations_folder
+    if not folder.is_dir():
+        click.echo(
+            f"There is no customizations folder {folder}: no script was loaded. "
+            "Pass --customizations DIR or set APSHOOKS_CUSTOMIZATIONS.",
+            err=True,
+        )
+    report = custom.load(folder)
     for error in report.failed:
         click.echo(f"Could not load {error}", err=True)
     return report.ok
@@ -124,7 +136,7 @@ def _show(result: Result) -> None:
             "ok" if outcome.ok else "failed",
             outcome.handler,
             _where(outcome.script, outcome.line),
-            outcome.reason,
+            outcome.reason if not outcome.ok else _returned(outcome.value),
         )
         for outcome in result.outcomes
     ]
@@ -140,6 +152,13 @@ def _table(rows: Iterable[tuple[str, ...]]) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         click.echo(("  " + "  ".join(cells)).rstrip())
+
+
+def _returned(value: Any) -> str:
+    if value is None:
+        return ""
+    text = repr(value)
+    return f"returned {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _where(script: Path | None, line: int) -> str:

@@ -81,7 +81,8 @@ def test_fire_shows_each_handlers_outcome_and_fails_when_one_failed(
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == "LoginVault_Post"
-    assert lines[1].split() == ["ok", "greet", "10_login.py:4"]
+    assert lines[1].split()[:3] == ["ok", "greet", "10_login.py:4"]
+    assert lines[1].endswith("returned 'jane on Vault'")
     assert lines[2].split()[:3] == ["failed", "broken", "30_broken.py:6"]
     assert lines[2].endswith("ValueError: no mail server")
     # The columns line up.
@@ -96,7 +97,9 @@ def test_fire_succeeds_when_every_handler_did(folder: Path) -> None:
     )
 
     assert result.exit_code == 0
-    assert result.output.splitlines()[1].split() == ["ok", "greet", "10_login.py:4"]
+    line = result.output.splitlines()[1]
+    assert line.split()[:3] == ["ok", "greet", "10_login.py:4"]
+    assert line.endswith("returned 'jane on None'")
 
 
 def test_fire_an_operation_shows_its_restrictions_and_exits_3(folder: Path) -> None:
@@ -209,3 +212,17 @@ def test_a_script_that_fails_to_load_is_shown_and_fails_fire(
     log = (home / "logs" / "Client.log").read_text(encoding="utf-8")
     assert f"Could not load script {tmp_path / 'bad.py'}, line 1" in log
     assert process.stdout.splitlines() == ["LoginVault_Post", "  (no handlers)"]
+
+
+def test_a_missing_folder_is_said_and_a_broken_script_fails_the_listing(
+    folder: Path, tmp_path: Path
+) -> None:
+    missing = CliRunner().invoke(
+        main, ["events", "--customizations", str(tmp_path / "nope")]
+    )
+    assert "There is no customizations folder" in missing.output
+
+    (folder / "40_syntax.py").write_text("def broken(:\n")
+    listed = CliRunner().invoke(main, ["events", "--customizations", str(folder)])
+    assert listed.exit_code == 1
+    assert "Could not load 40_syntax.py" in listed.output
