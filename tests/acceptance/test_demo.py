@@ -47,7 +47,9 @@ def test_the_demo_runs_end_to_end_and_leaves_its_traces(
     assert "Bracket.ipt: Create the PDF before releasing." in out
 
     store_url = args[1] if args else f"sqlite:///{home / 'demo' / 'apshooks.db'}"
-    (job,) = open_queue(store_url).jobs()
+    queue = open_queue(store_url)
+    (job,) = queue.jobs()
+    queue.close()
     assert job.status is Status.SUCCESS
     assert job.autodesk_id == "jane@example.com"
     assert len(job.result) == 4  # type: ignore[arg-type]
