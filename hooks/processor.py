@@ -77,7 +77,10 @@ class Processor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._inbox: SimpleQueue[Job | None] = SimpleQueue()
+        # The lost-attempts limit of each job type seen so far, and the one
+        # each running job's claim recorded.
         self._lost_limits: dict[str, int] = {}
+        self._recorded: dict[int, int | None] = {}
 
     def run(self, *, until_empty: bool = False) -> None:
         """Run jobs until stopped, or with ``until_empty`` until none is left.
@@ -140,7 +143,7 @@ class Processor:
         )
         if job is None:
             return False
-        self._adopt(job)
+        self._adopt(job, request)
         self._inbox.put(job)
         return True
 
@@ -149,13 +152,14 @@ class Processor:
             limits = dict(self._lost_limits)
         return Claim(self.worker, self.types, self.lease, limits)
 
-    def _adopt(self, job: Job) -> None:
+    def _adopt(self, job: Job, request: Claim) -> None:
         logger.info(
             f"Job {job.id} ({job.name}) was claimed by {job.worker}, "
             f"attempt {job.attempt}."
         )
         with self._lock:
             self._running[job.id] = job
+            self._recorded[job.id] = request.lost_limits.get(job.name)
 
     def _empty(self) -> bool:
         with self._lock:
@@ -253,6 +257,7 @@ class Processor:
         finally:
             with self._idle:
                 self._running.pop(job.id, None)
+                self._recorded.pop(job.id, None)
                 self._idle.notify_all()
             self._wake.set()
         return following
@@ -270,9 +275,9 @@ class Processor:
 
         delay = job_type.delay(job.attempt)
         with self._lock:
-            known = self._lost_limits.get(job.name)
+            recorded = self._recorded.get(job.id)
             self._lost_limits[job.name] = job_type.lost
-        if known != job_type.lost:  # The claim could not record it.
+        if recorded != job_type.lost:  # The claim did not know it.
             self.queue.limit_lost(job, job_type.lost)
         try:
             result = self._call(job_type, job)
@@ -312,7 +317,8 @@ class Processor:
     def _record_success(
         self, job: Job, result: JSONValue, seconds: float
     ) -> Job | None:
-        status, following = self.queue.succeed_then_claim(job, result, self._then())
+        then = self._then()
+        status, following = self.queue.succeed_then_claim(job, result, then)
         if status is Status.SUCCESS:
             logger.info(
                 f"Job {job.id} ({job.name}) succeeded in {seconds * 1000:.0f} ms."
@@ -321,8 +327,8 @@ class Processor:
             logger.info(f"Job {job.id} ({job.name}) ended and was cancelled.")
         else:
             _log_stale(job)
-        if following:
-            self._adopt(following)
+        if following and then:
+            self._adopt(following, then)
         return following
 
     def _record_failure(
@@ -334,8 +340,9 @@ class Processor:
         attempts: int,
         delay: float,
     ) -> Job | None:
+        then = self._then()
         status, following = self.queue.fail_then_claim(
-            job, message, self._then(), traceback=trace, attempts=attempts, delay=delay
+            job, message, then, traceback=trace, attempts=attempts, delay=delay
         )
         if status is Status.FAILED:
             logger.error(f"Job {job.id} ({job.name}) failed: {message}")
@@ -348,8 +355,8 @@ class Processor:
             logger.info(f"Job {job.id} ({job.name}) was cancelled.")
         else:
             _log_stale(job)
-        if following:
-            self._adopt(following)
+        if following and then:
+            self._adopt(following, then)
         return following
 
     # Heartbeats.
