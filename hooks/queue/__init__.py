@@ -117,14 +117,17 @@ class Queue:
 
     @contextmanager
     def _using(self) -> Iterator[Any]:
-        """The calling thread's connection, held so that close() waits for it."""
+        """The calling thread's connection, held so that close() waits for it.
+
+        Database errors leave as a StoreError that says what they mean.
+        """
         held: _Held | None = getattr(self._local, "held", None)
         if held is None:
             held = _Held(self.db.connect(), threading.RLock())
             self._local.held = held
             with self._lock:
                 self._connections.append(held)
-        with held.lock:
+        with held.lock, self.db.guard():
             yield held.conn
 
     def _sql(self, query: str) -> str:
