@@ -58,6 +58,7 @@ def connect(
     scopes: str | list[str] | None = ...,
     settings: Settings | None = ...,
     browser: Browser | None = ...,
+    sign_in: bool = ...,
     raise_on_error: Literal[True] = ...,
 ) -> Connection: ...
 
@@ -72,6 +73,7 @@ def connect(
     scopes: str | list[str] | None = ...,
     settings: Settings | None = ...,
     browser: Browser | None = ...,
+    sign_in: bool = ...,
     raise_on_error: Literal[False],
 ) -> Connection | ConnectionFailure: ...
 
@@ -85,6 +87,7 @@ def connect(
     scopes: str | list[str] | None = None,
     settings: Settings | None = None,
     browser: Browser | None = webbrowser.open,
+    sign_in: bool = True,
     raise_on_error: bool = True,
 ) -> Connection | ConnectionFailure:
     """Connect to APS as the signed-in Autodesk ID, or as ``user`` in a job.
@@ -92,8 +95,10 @@ def connect(
     The first call on a machine opens the browser for sign-in and consent;
     later calls, in any process, reuse the stored session without a request.
     ``user=`` impersonates the submitter of the job being processed and works
-    only inside that job. Failures raise :class:`aps.AuthenticationError`, or
-    with ``raise_on_error=False`` return a falsy result whose ``error`` says why.
+    only inside that job. ``sign_in=False`` never opens the browser: without a
+    stored session it fails with :class:`aps.ConsentRequired`. Failures raise
+    :class:`aps.APSError`, or with ``raise_on_error=False`` return a falsy
+    result whose ``error`` says why.
     """
     try:
         settings = settings or Settings.load(
@@ -106,7 +111,7 @@ def connect(
         if user is not None:
             conn = _impersonate(settings, user)
         else:
-            conn = _signed_in(settings, browser)
+            conn = _signed_in(settings, browser if sign_in else None, sign_in)
     except APSError as error:
         if raise_on_error:
             raise
@@ -199,13 +204,23 @@ def stored_connection(settings: Settings) -> Connection | None:
 # Finding the session.
 
 
-def _signed_in(settings: Settings, browser: Browser | None) -> Connection:
-    if impersonation.active():
+def _signed_in(
+    settings: Settings, browser: Browser | None, interactive: bool
+) -> Connection:
+    if impersonation.active() or impersonation.processor_running():
         raise AuthenticationError(
             "A job cannot sign in interactively. Connect as the job's submitter "
             "with aps.connect(user=job.parameters['SubmittedByAutodeskId'])."
         )
-    return stored_connection(settings) or sign_in(settings, browser)
+    conn = stored_connection(settings)
+    if conn is not None:
+        return conn
+    if not interactive:
+        raise ConsentRequired(
+            "Nobody is signed in on this machine, or the consent expired. Run "
+            "'apshooks login' (or aps.connect()) to sign in."
+        )
+    return sign_in(settings, browser)
 
 
 def _impersonate(settings: Settings, user: str) -> Connection:

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from queue import SimpleQueue
 
@@ -24,7 +24,7 @@ import attrs
 from loguru import logger
 
 import aps.logs
-from aps.impersonation import impersonation
+from aps.impersonation import impersonation, processing
 from aps.settings import Settings
 from hooks.jobs import Job, JobError, JobScripts, JobType, JSONValue, Status, Workdir
 from hooks.queue import Claim, Queue, listen_local, unlisten_local
@@ -96,7 +96,12 @@ class Processor:
             f"thread(s) for job types {types} on {self.queue.db.display}."
         )
         try:
-            with self._heartbeats(), self._listening(), self._job_threads():
+            with (
+                processing(),
+                self._heartbeats(),
+                self._listening(),
+                self._job_threads(),
+            ):
                 try:
                     self._dispatch(until_empty)
                 except KeyboardInterrupt:  # Ctrl-C without the CLI's handler.
@@ -295,11 +300,7 @@ class Processor:
 
     def _call(self, job_type: JobType, job: Job) -> JSONValue:
         workdir = Workdir(job.id)
-        scope = (
-            impersonation(job.autodesk_id, also=self.settings.impersonate)
-            if job.autodesk_id
-            else nullcontext()
-        )
+        scope = impersonation(job.autodesk_id, also=self.settings.impersonate)
         try:
             with scope:
                 result = job_type.function(attrs.evolve(job, scratch=workdir))
@@ -408,6 +409,8 @@ class Processor:
 
 
 def _message(error: BaseException) -> str:
+    # The exception's own message, as Vault records a job's ErrorMessage; the
+    # attempt keeps the whole traceback beside it.
     return str(error) or type(error).__name__
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+import aps
 from aps.settings import Settings
 from hooks.jobs import DEFAULT_PRIORITY, Job, Status, add_job
 from hooks.processor import Processor
@@ -123,8 +124,21 @@ def submit(
     priority: int,
     submitter: str | None,
 ) -> None:
-    """Add a job of type NAME to the queue."""
+    """Add a job of type NAME to the queue.
+
+    When an Autodesk ID is signed in on this machine, the job records it: that
+    is whom it may connect to APS as on the job processor.
+    """
     parameters = dict(_parameter(text) for text in params)
+    if Settings.load().client_id and not aps.connect(
+        sign_in=False, raise_on_error=False
+    ):
+        click.echo(
+            "Nobody is signed in here, so the job records no Autodesk ID and "
+            "cannot connect to APS as its submitter. Run 'apshooks login' first "
+            "if it needs to.",
+            err=True,
+        )
     queue = _queue()
     job = add_job(
         name,

@@ -211,11 +211,12 @@ def test_no_secret_reaches_the_log(settings: Settings, home: Path) -> None:
 
 
 WORKER = """
-import sys, threading, aps
+import sys, threading, time, aps
 conn = aps.connect(browser=lambda url: sys.exit("the browser was opened"))
 failures, calls = [], []
+end = time.monotonic() + {seconds}
 def work():
-    for _ in range({calls}):
+    while time.monotonic() < end:
         answer = conn.get("/project/v1/hubs")
         calls.append(answer.status_code)
         if answer.status_code != 200:
@@ -232,13 +233,13 @@ def test_processes_sharing_a_session_survive_many_expiries(
 ) -> None:
     # Refresh tokens here are strictly single use: a reused one revokes the
     # whole consent, so any double refresh would fail every process at once.
-    lifetimes = Lifetimes(code=300, access=0.5, refresh=3600)
+    lifetimes = Lifetimes(code=300, access=1.0, refresh=3600)
     with Sandbox.start(
         auto_consent=JANE, callback_urls=[callback], lifetimes=lifetimes
     ) as sandbox:
         settings = sandbox.settings(callback_url=callback)
         aps.connect(settings=settings, browser=Sandbox.browser)
-        script = WORKER.format(calls=60, threads=4)
+        script = WORKER.format(seconds=3.5, threads=4)
         workers = [
             subprocess.Popen(
                 [sys.executable, "-W", "error", "-c", script],
@@ -253,8 +254,11 @@ def test_processes_sharing_a_session_survive_many_expiries(
 
         for (out, err), worker in zip(results, workers, strict=True):
             assert worker.returncode == 0, err
-            assert out.split() == ["240", "0"]
-        assert sandbox.token_requests > 3  # the session lived through expiries
+            calls, failures = map(int, out.split())
+            assert calls > 100
+            assert failures == 0
+        # The sign-in, then a refresh in each of the three or more expiries.
+        assert sandbox.token_requests >= 4
         survivor = aps.connect(settings=settings, browser=refuse_browser)
         assert survivor.get("/project/v1/hubs").status_code == 200
 

@@ -155,7 +155,7 @@ def test_a_job_may_impersonate_only_its_submitter(
     assert queue.get(added.id).status is Status.FAILED
     assert "Cannot connect as 'joe@example.com'" in str(queue.get(added.id).error)
     assert queue.get(allowed.id).result == "impersonated both"
-    assert "only inside a job" in str(queue.get(anonymous.id).error)
+    assert "no recorded Autodesk ID" in str(queue.get(anonymous.id).error)
 
 
 def test_a_job_whose_consent_expired_fails_with_the_documented_text(

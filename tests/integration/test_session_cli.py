@@ -56,12 +56,18 @@ def test_a_session_from_login_to_logout(env: dict[str, str]) -> None:
     assert "build_JohnsCompany" in hubs.stdout
     assert "Error: Unable to get hubs from BIM360DM EMEA." in hubs.stdout
 
+    submitted = apshooks(env, "submit", "Sample.Anything")
+    assert submitted.returncode == 0, submitted.stderr
+    assert "jane@example.com" in apshooks(env, "job", "1").stdout
+
     sessions = apshooks(env, "sessions")
     assert "jane@example.com" in sessions.stdout
     assert "15.0 days left" in sessions.stdout
 
     logout = apshooks(env, "logout")
     assert logout.stdout.strip() == "Signed out jane@example.com."
+    anonymous = apshooks(env, "submit", "Sample.Anything")
+    assert "records no Autodesk ID" in anonymous.stderr
     assert apshooks(env, "whoami").returncode == 1
     assert "No stored sessions" in apshooks(env, "sessions").stdout
 
