@@ -76,6 +76,7 @@ class Processor:
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._stopped_at = 0.0
         self._inbox: SimpleQueue[Job | None] = SimpleQueue()
         # The lost-attempts limit of each job type seen so far, and the one
         # each running job's claim recorded.
@@ -123,6 +124,8 @@ class Processor:
         """
         if grace is not None:
             self.grace = grace
+        if not self._stopping.is_set():
+            self._stopped_at = time.monotonic()
         self._stopping.set()
         self._wake.set()
 
@@ -193,19 +196,33 @@ class Processor:
             unlisten_local(self.queue.db.url, self._wake)
 
     def _finish(self) -> None:
-        """Give running jobs the grace period, then release the others."""
-        deadline = time.monotonic() + self.grace
+        """Give running jobs the grace period, then release the others.
+
+        The grace period counts from the stop request, and a later request may
+        shorten it (a second Ctrl-C ends it), so it is looked at again often.
+        """
+        if not self._stopping.is_set():  # Ran out of work: nothing is running.
+            self._stopped_at = time.monotonic()
+        granted = self.grace
         with self._idle:
-            while self._running and time.monotonic() < deadline:
-                self._idle.wait(deadline - time.monotonic())
+            while self._running:
+                left = self._stopped_at + self.grace - time.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(min(left, 0.1))
             unfinished = list(self._running.values())
 
         for job in unfinished:
             job._stop.set()
             if self.queue.release(job, "The job processor stopped before it ended."):
+                within = (
+                    f"within the {granted:g} s grace period"
+                    if self.grace == granted
+                    else "before a second stop request"
+                )
                 logger.warning(
-                    f"Job {job.id} ({job.name}) did not end within the "
-                    f"{self.grace:g} s grace period and was released to run again."
+                    f"Job {job.id} ({job.name}) did not end {within} and was "
+                    "released to run again."
                 )
 
     # Running jobs.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -213,3 +214,29 @@ def test_add_job_uses_the_store_from_the_settings(
     stored = open_queue(f"sqlite:///{home / 'configured.db'}")
     assert stored.get(added.id).parameters == {"EntityId": 42}
     stored.close()
+
+
+def test_a_second_stop_request_releases_running_jobs_at_once(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    @job("Proc.Long")
+    def long_job(job: Job) -> None:
+        started.set()
+        finish.wait(30)
+
+    added = add_job("Proc.Long", queue=queue)
+    processor = Processor(queue, jobs_folder=jobs_folder, lease=2.0, grace=60.0)
+    runner = threading.Thread(target=processor.run)
+    runner.start()
+    try:
+        assert started.wait(10)
+        processor.stop()  # the first Ctrl-C: the job gets its 60 s
+        processor.stop(grace=0)  # the second: no more waiting
+        runner.join(5)
+        assert not runner.is_alive()
+        assert queue.get(added.id).status is Status.PENDING
+    finally:
+        finish.set()
+        runner.join(10)
