@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from loguru import logger
+
+from aps.impersonation import processor_running
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -48,9 +51,22 @@ def _mask(match: re.Match[str]) -> str:
     return "***"
 
 
-def _not_the_sandbox(record: Record) -> bool:
-    # The sandbox stands in for APS; what it logs belongs to its own console.
-    return not (record["name"] or "").startswith("aps.sandbox")
+def _belongs_to(role: Role) -> Callable[[Record], bool]:
+    """Which records the role's file takes.
+
+    The sandbox stands in for APS: what it logs belongs to its own console.
+    A process that is both a workstation and a job processor (the demo, a
+    test) writes to Processor.log while a processor runs, else to Client.log.
+    """
+
+    def keep(record: Record) -> bool:
+        if (record["name"] or "").startswith("aps.sandbox"):
+            return False
+        if not ("client-sink" in _configured and "processor-sink" in _configured):
+            return True
+        return processor_running() == (role == "processor")
+
+    return keep
 
 
 def configure(role: Role, settings: Settings) -> Path:
@@ -81,7 +97,7 @@ def configure(role: Role, settings: Settings) -> Path:
             path,
             level=settings.log_level.upper(),
             format=_FORMAT,
-            filter=_not_the_sandbox,
+            filter=_belongs_to(role),
             encoding="utf-8",
         )
         _configured[role] = key

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import time
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
@@ -91,9 +90,7 @@ def run(
         conn = _sign_in(settings, interactive)
         say(f"Signed in: {conn.user}")
         hubs = conn.hubs
-        started = time.monotonic()
-        job = _login_and_process(settings, conn.user)
-        seconds = time.monotonic() - started
+        job, seconds = _login_and_process(settings, conn.user)
         restriction = _try_release()
 
     return Report(
@@ -137,7 +134,8 @@ def _sign_in(settings: Settings, interactive: bool) -> aps.Connection:
     )
 
 
-def _login_and_process(settings: Settings, user: str) -> Job:
+def _login_and_process(settings: Settings, user: str) -> tuple[Job, float]:
+    """The job the login hook submitted, once processed, and how long it ran."""
     queue = open_queue(settings.store_url)
     try:
         return _submit_and_run(queue, settings, user)
@@ -145,7 +143,9 @@ def _login_and_process(settings: Settings, user: str) -> Job:
         queue.close()
 
 
-def _submit_and_run(queue: Queue, settings: Settings, user: str) -> Job:
+def _submit_and_run(
+    queue: Queue, settings: Settings, user: str
+) -> tuple[Job, float]:
     before = {job.id for job in queue.jobs()}
 
     report = customizations.load(settings.customizations_folder)
@@ -169,7 +169,9 @@ def _submit_and_run(queue: Queue, settings: Settings, user: str) -> Job:
         raise DemoFailed(
             f"Job {job.id} was recorded for {job.autodesk_id}, not for {user}."
         )
-    return job
+    last = queue.attempts(job.id)[-1]
+    ran = (last.ended - last.started).total_seconds() if last.ended else 0.0
+    return job, ran
 
 
 def _try_release() -> str:

@@ -92,26 +92,22 @@ class Processor:
         aps.logs.configure("processor", self.settings)
         self._stopping.clear()
         types = ", ".join(self.types) or "all"
-        logger.info(
-            f"Job processor {self.worker} started with {self.concurrency} "
-            f"thread(s) for job types {types} on {self.queue.db.display}."
-        )
-        try:
-            with (
-                processing(),
-                self._heartbeats(),
-                self._listening(),
-                self._job_threads(),
-            ):
-                try:
-                    self._dispatch(until_empty)
-                except KeyboardInterrupt:  # Ctrl-C without the CLI's handler.
-                    self.stop()
-                self._finish()
-        finally:
-            # A thread still inside a released job must not claim another.
-            self._stopping.set()
-        logger.info(f"Job processor {self.worker} stopped.")
+        with processing():
+            logger.info(
+                f"Job processor {self.worker} started with {self.concurrency} "
+                f"thread(s) for job types {types} on {self.queue.db.display}."
+            )
+            try:
+                with self._heartbeats(), self._listening(), self._job_threads():
+                    try:
+                        self._dispatch(until_empty)
+                    except KeyboardInterrupt:  # Ctrl-C without the CLI's handler.
+                        self.stop()
+                    self._finish()
+            finally:
+                # A thread still inside a released job must not claim another.
+                self._stopping.set()
+            logger.info(f"Job processor {self.worker} stopped.")
 
     def run_until_empty(self) -> None:
         """Run jobs until no runnable job remains, then return."""
