@@ -173,7 +173,7 @@ class Connection:
                 f"goes only to {', '.join(sorted(self._hosts))}. Use httpx "
                 "directly for other hosts."
             )
-        if parts.scheme != "https" and not _loopback(parts.hostname or ""):
+        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
             raise RequestError(
                 f"Refusing to send the APS bearer token over plain HTTP to "
                 f"{parts.netloc!r}. Use an https:// base URL."
@@ -186,7 +186,8 @@ def _token(session: Session) -> str:
     return session.access_token
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address."""
     if host == "localhost":
         return True
     try:

@@ -96,7 +96,8 @@ def sandbox(
     Ctrl+C.
     """
     try:
-        from aps.sandbox.server import Sandbox, is_loopback
+        from aps.client import is_loopback
+        from aps.sandbox.server import Sandbox
     except ImportError as error:
         raise click.ClickException(
             f"The sandbox cannot start: {error}. Install it with "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import secrets
 import socket
 import threading
@@ -21,6 +20,7 @@ from flask import Flask
 from loguru import logger
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from aps.client import is_loopback
 from aps.errors import AuthenticationError, SettingsError
 from aps.sandbox.app import (
     AUTH,
@@ -304,15 +304,6 @@ def free_callback_url(path: str = "/callback") -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{probe.getsockname()[1]}{path}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_host(host: str, allow_remote: bool) -> None:
