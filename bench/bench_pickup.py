@@ -79,18 +79,18 @@ def _submit_all(system: str, store: str, jobs: int) -> list[float]:
 
     from hooks import add_job, open_queue
 
-    queue = open_queue(store)
-    added = []
-    for _ in range(jobs):
-        time.sleep(pauses.uniform(0.02, 0.05))  # Let the processor go idle.
-        added.append(add_job("Bench.Noop", queue=queue).id)
-    while queue.pending() or queue.jobs(status="Running"):
-        time.sleep(0.05)
-    return [
-        (queue.attempts(job_id)[0].started - queue.get(job_id).created).total_seconds()
-        * 1000
-        for job_id in added
-    ]
+    with open_queue(store) as queue:
+        added = []
+        for _ in range(jobs):
+            time.sleep(pauses.uniform(0.02, 0.05))  # Let the processor go idle.
+            added.append(add_job("Bench.Noop", queue=queue).id)
+        while queue.pending() or queue.jobs(status="Running"):
+            time.sleep(0.05)
+        return [
+            (queue.attempts(n)[0].started - queue.get(n).created).total_seconds()
+            * 1000
+            for n in added
+        ]
 
 
 def _wait_for_lines(path: Path, count: int) -> None:
@@ -114,9 +114,7 @@ def measure(system: str, store: str, jobs: int) -> list[float]:
     try:
         return _submit_all(system, store, jobs)
     finally:
-        assert worker.stdin is not None
-        worker.stdin.close()
-        worker.wait(30)
+        worker.communicate(timeout=30)  # ends its stdin, waits, closes its pipes
 
 
 def _fresh_pg_schema() -> str:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PG_URL = os.environ.get("APSHOOKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 WORKERS = 2
@@ -54,11 +55,15 @@ def _enqueue_apshooks(store: str) -> Callable[[int], None]:
     from hooks import add_job, open_queue
 
     queue = open_queue(store)
+    _opened.append(queue)
 
     def enqueue(n: int) -> None:
         add_job("Bench.Noop", {"n": n}, queue=queue)
 
     return enqueue
+
+
+_opened: list[Any] = []  # Queues the producer opened, closed once measured.
 
 
 def _enqueue_huey(store: str) -> Callable[[int], None]:
@@ -95,9 +100,12 @@ def measure(system: str, store: str, jobs: int) -> tuple[float, float]:
         worker.stdin.write("go\n")
         worker.stdin.flush()
     for worker in workers:
-        worker.wait()
+        worker.communicate()  # waits, and closes its pipes
         assert worker.returncode == 0, f"A {system} worker failed."
-    return enqueued - started, time.perf_counter() - enqueued
+    processed = time.perf_counter()
+    while _opened:
+        _opened.pop().close()
+    return enqueued - started, processed - enqueued
 
 
 def _fresh_pg_schema() -> str:
