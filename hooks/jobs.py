@@ -9,6 +9,7 @@ Job scripts live in the jobs folder, one per job type, named after it
 from __future__ import annotations
 
 import enum
+import functools
 import getpass
 import importlib.util
 import json
@@ -212,7 +213,7 @@ def add_job(
         checked,
         description=description,
         priority=priority,
-        submitter=submitter or getpass.getuser(),
+        submitter=submitter or _os_user(),
         autodesk_id=autodesk_id,
     )
 
@@ -228,6 +229,12 @@ def check_name(name: str) -> None:
             f"{name!r} cannot be a job type: use letters, digits, '.', '_' and '-', "
             "like Sample.ListProjects."
         )
+
+
+@functools.cache
+def _os_user() -> str:
+    # Read once: the account a process runs as does not change under it.
+    return getpass.getuser()
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> dict[str, JSONValue]:
