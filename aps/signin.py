@@ -243,6 +243,12 @@ def _pasted_code(url: str, paste: Callable[[str], str], attempt: Attempt) -> str
     logger.info("Sign-in started without a browser; waiting for the pasted answer.")
     pasted = paste(url).strip()
     query = urlsplit(pasted).query or pasted
+    if "code=" not in query and "error=" not in query:
+        raise AuthenticationError(
+            "That is not the address the browser ended on: it has no code= or "
+            "error= in it. Copy the whole address from the browser's address "
+            "bar after signing in, then run 'apshooks login --no-browser' again."
+        )
     return code_from(query, attempt.state)
 
 

@@ -23,6 +23,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except APSError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # A folder or file the settings name.
+            where = f" ({error.filename})" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{where}.") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
