@@ -90,13 +90,21 @@ def _signed_in(settings: Settings) -> Connection:
     return conn
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print rows in aligned columns under a header."""
-    columns = zip(header, *rows, strict=True)
+def table(
+    header: Sequence[str] | None,
+    rows: Sequence[Sequence[object]],
+    indent: str = "",
+) -> None:
+    """Print rows in aligned columns, under a header when one is given."""
+    lines = [header, *rows] if header else list(rows)
+    if not lines:
+        return
+    columns = zip(*lines, strict=True)
     widths = [max(len(str(cell)) for cell in column) for column in columns]
-    for row in (header, *rows):
+    for row in lines:
         cells = zip(row, widths, strict=True)
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
+        text = "  ".join(str(cell).ljust(width) for cell, width in cells)
+        click.echo((indent + text).rstrip())
 
 
 commands: list[click.Command] = [login, whoami, hubs, logout, sessions]

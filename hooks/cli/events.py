@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from aps import logs
+from aps.cli import table
 from aps.settings import Settings
 from hooks import customizations as custom
 from hooks import events
@@ -83,7 +84,7 @@ def list_events(show_all: bool, folder: Path | None) -> None:
             (_where(h.script, h.line), h.name, _priority(h.priority))
             for h in registered
         ]
-        _table(rows)
+        table(None, rows, indent="  ")
     if not loaded_ok:
         raise click.exceptions.Exit(FAILED)
 
@@ -143,15 +144,7 @@ def _show(result: Result) -> None:
     rows += [("restricted", r.entity, r.message, "") for r in result.restrictions]
     if not rows:
         click.echo("  (no handlers)")
-    _table(rows)
-
-
-def _table(rows: Iterable[tuple[str, ...]]) -> None:
-    rows = list(rows)
-    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        click.echo(("  " + "  ".join(cells)).rstrip())
+    table(None, rows, indent="  ")
 
 
 def _returned(value: Any) -> str:

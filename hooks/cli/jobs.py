@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 import aps
+from aps.cli import table
 from aps.settings import Settings
-from hooks.jobs import DEFAULT_PRIORITY, Job, Status, add_job
+from hooks.jobs import DEFAULT_PRIORITY, Status, add_job
 from hooks.processor import Processor
 from hooks.queue import Queue, open_queue
 
@@ -163,14 +164,19 @@ def list_jobs(status: str | None, limit: int) -> None:
     found = _queue().jobs(status=Status(status) if status else None, limit=limit)
     if not found:
         click.echo("No jobs.")
-    for job in found:
-        click.echo(_summary(job))
-
-
-def _summary(job: Job) -> str:
-    created = job.created.strftime("%Y-%m-%d %H:%M:%S")
-    line = f"{job.id:>6}  {job.status:<9}  {job.priority:>4}  {created}  {job.name}"
-    return f"{line}  {job.error}" if job.error and job.status != "Success" else line
+        return
+    rows = [
+        (
+            job.id,
+            job.status,
+            job.priority,
+            job.created.strftime("%Y-%m-%d %H:%M:%S"),
+            job.name,
+            job.error if job.error and job.status != "Success" else "",
+        )
+        for job in found
+    ]
+    table(("Id", "Status", "Priority", "Created", "Job type", "Error"), rows)
 
 
 @click.command("job")
