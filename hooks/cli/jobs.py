@@ -170,7 +170,7 @@ def list_jobs(status: str | None, limit: int) -> None:
             job.id,
             job.status,
             job.priority,
-            job.created.strftime("%Y-%m-%d %H:%M:%S"),
+            job.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             job.name,
             job.error if job.error and job.status != "Success" else "",
         )
