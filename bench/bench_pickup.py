@@ -12,8 +12,6 @@ default polling.
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import statistics
 import subprocess
@@ -23,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-PG_URL = os.environ.get("APSHOOKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+import _stores
 
 
 def _worker(system: str, store: str) -> None:
@@ -87,8 +85,7 @@ def _submit_all(system: str, store: str, jobs: int) -> list[float]:
         while queue.pending() or queue.jobs(status="Running"):
             time.sleep(0.05)
         return [
-            (queue.attempts(n)[0].started - queue.get(n).created).total_seconds()
-            * 1000
+            (queue.attempts(n)[0].started - queue.get(n).created).total_seconds() * 1000
             for n in added
         ]
 
@@ -117,35 +114,16 @@ def measure(system: str, store: str, jobs: int) -> list[float]:
         worker.communicate(timeout=30)  # ends its stdin, waits, closes its pipes
 
 
-def _fresh_pg_schema() -> str:
-    import psycopg
-
-    schema = f"bench_pickup_{os.getpid()}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.execute(f"CREATE SCHEMA {schema}")
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=300)
-    parser.add_argument("--no-postgresql", action="store_true")
-    options = parser.parse_args()
+    chosen = _stores.options(__doc__.splitlines()[0], jobs=300)
+    runs = _stores.runs(
+        "huey consumer, SQLite (baseline)", postgresql=not chosen.no_postgresql
+    )
 
-    folder = Path(tempfile.mkdtemp(prefix="apshooks-bench-"))
-    os.environ["APSHOOKS_HOME"] = str(folder)
-    runs = [
-        ("huey consumer, SQLite (baseline)", "huey", str(folder / "huey.db")),
-        ("apshooks, SQLite", "apshooks", f"sqlite:///{folder / 'apshooks.db'}"),
-    ]
-    if not options.no_postgresql:
-        runs.append(("apshooks, PostgreSQL", "apshooks", _fresh_pg_schema()))
-
-    print(f"{options.jobs} jobs, each submitted to an idle processor.")
+    print(f"{chosen.jobs} jobs, each submitted to an idle processor.")
     base: tuple[float, float] | None = None
     for label, system, store in runs:
-        latencies = measure(system, store, options.jobs)
+        latencies = measure(system, store, chosen.jobs)
         cuts = statistics.quantiles(latencies, n=100)
         p50, p99 = statistics.median(latencies), cuts[98]
         base = base or (p50, p99)

@@ -10,8 +10,6 @@ are told to go and drain the queue until it is empty (timed).
 
 from __future__ import annotations
 
-import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PG_URL = os.environ.get("APSHOOKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+import _stores
+
 WORKERS = 2
 
 
@@ -108,40 +107,19 @@ def measure(system: str, store: str, jobs: int) -> tuple[float, float]:
     return enqueued - started, processed - enqueued
 
 
-def _fresh_pg_schema() -> str:
-    import psycopg
-
-    schema = f"bench_{os.getpid()}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.execute(f"CREATE SCHEMA {schema}")
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--no-postgresql", action="store_true")
-    options = parser.parse_args()
+    chosen = _stores.options(__doc__.splitlines()[0], jobs=10_000)
+    runs = _stores.runs("huey, SQLite (baseline)", postgresql=not chosen.no_postgresql)
 
-    folder = Path(tempfile.mkdtemp(prefix="apshooks-bench-"))
-    os.environ["APSHOOKS_HOME"] = str(folder)
-    runs = [
-        ("huey, SQLite (baseline)", "huey", str(folder / "huey.db")),
-        ("apshooks, SQLite", "apshooks", f"sqlite:///{folder / 'apshooks.db'}"),
-    ]
-    if not options.no_postgresql:
-        runs.append(("apshooks, PostgreSQL", "apshooks", _fresh_pg_schema()))
-
-    print(f"{options.jobs} no-op jobs, {WORKERS} worker processes, one producer.")
+    print(f"{chosen.jobs} no-op jobs, {WORKERS} worker processes, one producer.")
     baseline: float | None = None
     for label, system, store in runs:
-        enqueue, process = measure(system, store, options.jobs)
-        rate = options.jobs / (enqueue + process)
+        enqueue, process = measure(system, store, chosen.jobs)
+        rate = chosen.jobs / (enqueue + process)
         baseline = baseline or rate
         print(
-            f"{label:<24} enqueue {options.jobs / enqueue:>7.0f}/s  "
-            f"process {options.jobs / process:>7.0f}/s  "
+            f"{label:<24} enqueue {chosen.jobs / enqueue:>7.0f}/s  "
+            f"process {chosen.jobs / process:>7.0f}/s  "
             f"total {rate:>7.0f} jobs/s  = {rate / baseline:.2f}x huey"
         )
 
