@@ -183,7 +183,7 @@ class Pool:
         try:
             yield conn
         except BaseException:
-            self._give_back(conn, healthy=not _broken(conn))
+            self._give_back(conn, healthy=not connection_broken(conn))
             raise
         self._give_back(conn, healthy=True)
 
@@ -196,7 +196,7 @@ class Pool:
                 if self._setup:
                     self._setup(conn)
                 return conn
-            if not _broken(conn):
+            if not connection_broken(conn):
                 return conn
             conn.close()  # The server dropped it while it sat idle.
 
@@ -215,7 +215,7 @@ class Pool:
         conn.close()
 
 
-def _broken(conn: Any) -> bool:
+def connection_broken(conn: Any) -> bool:
     # psycopg marks a connection the server dropped; sqlite3 has no such state.
     return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
 

@@ -106,7 +106,7 @@ class Customizations:
             return {path: list(s.handlers) for path, s in self._scripts.items()}
 
     def _refresh(self) -> LoadReport:
-        present = {path: _digest(path) for path in _scripts_in(self.folder)}
+        present = {path: _source(path) for path in _scripts_in(self.folder)}
         removed = [path for path in self._scripts if path not in present]
         for path in removed:
             self._forget(path)
@@ -115,14 +115,13 @@ class Customizations:
         loaded: list[Path] = []
         failed: list[ScriptError] = []
         unchanged: list[Path] = []
-        for path, digest in present.items():
+        for path, source in present.items():
+            digest = hashlib.sha256(source).hexdigest()
             known = self._scripts.get(path)
             if known is not None and known.digest == digest:
                 unchanged.append(path)
                 continue
-            if known is not None:
-                self._forget(path)
-            error = self._import(path, digest)
+            error = self._import(path, source, digest, known)
             if error is None:
                 loaded.append(path)
             else:
@@ -132,25 +131,41 @@ class Customizations:
             self.folder, tuple(loaded), tuple(removed), tuple(failed), tuple(unchanged)
         )
 
-    def _import(self, path: Path, digest: str) -> ScriptError | None:
+    def _import(
+        self, path: Path, source: bytes, digest: str, known: _Script | None
+    ) -> ScriptError | None:
+        """Import ``source``; on success its handlers replace ``known``'s.
+
+        A new version that fails leaves the old one's handlers in place, so a
+        typo saved mid-edit never switches a restriction off.
+        """
         name = f"{self._package}.{_identifier(path.stem)}"
         module = ModuleType(name)
         module.__file__ = str(path)
+        previous = sys.modules.get(name)
         with events.recording() as registered:
             try:
-                # Compile the bytes just hashed, so the digest describes the code.
-                code = compile(path.read_bytes(), str(path), "exec")
-                sys.modules[name] = module
+                code = compile(source, str(path), "exec")
+                sys.modules[name] = module  # Dataclasses and the like look here.
                 exec(code, module.__dict__)
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # sys.exit() in a script too
                 events.unregister(*registered)
-                sys.modules.pop(name, None)
+                if previous is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = previous
                 failure = _script_error(path, error)
                 where = f", line {failure.line}" if failure.line else ""
-                logger.error(f"Could not load script {path}{where}: {failure.reason}")
-                self._scripts[path] = _Script(digest, name, [])
+                kept = " The previous version stays in use." if known else ""
+                logger.error(
+                    f"Could not load script {path}{where}: {failure.reason}.{kept}"
+                )
+                handlers = known.handlers if known else []
+                self._scripts[path] = _Script(digest, name, handlers)
                 return failure
 
+        if known is not None:
+            events.unregister(*known.handlers)
         self._scripts[path] = _Script(digest, name, registered)
         logger.info(f"Loaded script {path} with {len(registered)} handler(s).")
         return None
@@ -292,18 +307,20 @@ def _scripts_in(folder: Path) -> list[Path]:
     return sorted(found, key=lambda path: path.name)
 
 
-def _digest(path: Path) -> str:
+def _source(path: Path) -> bytes:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return path.read_bytes()
     except OSError:
-        return ""  # Deleted or locked between listing and reading: seen next time.
+        # Deleted or locked between listing and reading: an empty script for
+        # now, and the next look sees the file as it is then.
+        return b""
 
 
 def _identifier(stem: str) -> str:
     return re.sub(r"\W", "_", stem) or "_"
 
 
-def _script_error(path: Path, error: Exception) -> ScriptError:
+def _script_error(path: Path, error: BaseException) -> ScriptError:
     reason = f"{type(error).__name__}: {error}"
     if isinstance(error, SyntaxError) and error.filename == str(path):
         return ScriptError(path, error.lineno, f"SyntaxError: {error.msg}")

@@ -470,7 +470,7 @@ def _run(
     for handler in run:
         try:
             values.append(handler.call(arguments))
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit() stops no host
             if strict:
                 raise
             errors = _failed(errors, len(values), handler, error)
@@ -504,7 +504,7 @@ async def _arun(
         try:
             value = handler.bind(arguments)
             values.append(await value if handler.is_async else value)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit() stops no host
             if strict:
                 raise
             errors = _failed(errors, len(values), handler, error)

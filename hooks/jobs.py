@@ -314,7 +314,7 @@ class JobScripts:
             _registry.pop(name, None)
         try:
             spec.loader.exec_module(module)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit() in a script too.
             raise JobError(
                 f"The job script {script} failed to load: "
                 f"{type(error).__name__}: {error}. Fix it, then retry the job."

@@ -24,6 +24,7 @@ import attrs
 from loguru import logger
 
 import aps.logs
+from aps.errors import StoreError
 from aps.impersonation import impersonation, processing
 from aps.settings import Settings
 from hooks.jobs import Job, JobError, JobScripts, JobType, JSONValue, Status, Workdir
@@ -130,15 +131,26 @@ class Processor:
     def _dispatch(self, until_empty: bool) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            if self._free_slots() and self._claim_one():
-                continue
-            if until_empty and self._empty():
-                return
-            self._wait()
+            try:
+                if self._free_slots() and self._claim_one():
+                    continue
+                if until_empty and self._empty():
+                    return
+                self._wait()
+            except StoreError as error:
+                # The database went away for a moment (a restart, a network
+                # blip): say so and try again rather than drop running jobs.
+                logger.warning(
+                    f"Job processor {self.worker} cannot reach the store: {error} "
+                    f"Trying again in {IDLE_SECONDS:g} s."
+                )
+                self._stopping.wait(IDLE_SECONDS)
 
     def _free_slots(self) -> int:
         with self._lock:
-            return self.concurrency - len(self._running)
+            # A thread holds two jobs for a moment as one ends and the next
+            # is claimed in the same transaction.
+            return max(0, self.concurrency - len(self._running))
 
     def _claim_one(self) -> bool:
         request = self._request()
@@ -262,6 +274,15 @@ class Processor:
             while (job := inbox.get()) is not None:
                 while job is not None:
                     job = self._run_job(job)
+        except BaseException as error:
+            # A job thread must never vanish quietly: its jobs would stay
+            # Running for ever. Stop the processor so that they are released.
+            logger.critical(
+                f"A job thread of {self.worker} stopped ({type(error).__name__}: "
+                f"{error}); the job processor stops so its jobs run elsewhere."
+            )
+            self.stop(grace=0)
+            raise
         finally:
             self.queue.disconnect()
 
@@ -274,8 +295,11 @@ class Processor:
             logger.error(f"Job {job.id} could not be recorded: {error}")
         finally:
             with self._idle:
-                self._running.pop(job.id, None)
-                self._recorded.pop(job.id, None)
+                # The same job may come back as the next claim, as a new
+                # attempt: only this attempt's entry goes.
+                if self._running.get(job.id) is job:
+                    del self._running[job.id]
+                    self._recorded.pop(job.id, None)
                 self._idle.notify_all()
             self._wake.set()
         return following

@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from aps.database import Database, transaction
+from aps.database import Database, connection_broken, transaction
 from aps.settings import Settings
 from hooks.jobs import Attempt, Job, JobError, JSONValue, Status
 from hooks.queue.tables import (
@@ -33,10 +33,11 @@ Heartbeat = Literal["ok", "cancel", "gone"]
 
 @attrs.frozen(eq=False)
 class _Held:
-    """A connection and the lock its thread holds while using it."""
+    """A connection, the lock its thread holds while using it, and that thread."""
 
     conn: Any
     lock: threading.RLock
+    thread: threading.Thread
 
 
 @attrs.frozen
@@ -123,12 +124,33 @@ class Queue:
         """
         held: _Held | None = getattr(self._local, "held", None)
         if held is None:
-            held = _Held(self.db.connect(), threading.RLock())
+            self._close_orphans()
+            thread = threading.current_thread()
+            held = _Held(self.db.connect(), threading.RLock(), thread)
             self._local.held = held
             with self._lock:
                 self._connections.append(held)
-        with held.lock, self.db.guard():
-            yield held.conn
+        try:
+            with held.lock, self.db.guard():
+                yield held.conn
+        except BaseException:
+            if connection_broken(held.conn):  # Dropped by the server: reconnect next.
+                self.disconnect()
+            raise
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that ended without disconnecting.
+
+        Hosts call add_job from threads of their own that come and go; without
+        this each would leave a connection open until the queue closes.
+        """
+        with self._lock:
+            orphans = [h for h in self._connections if not h.thread.is_alive()]
+            for held in orphans:
+                self._connections.remove(held)
+        for held in orphans:
+            with held.lock:
+                held.conn.close()
 
     def _sql(self, query: str) -> str:
         statement = self._statements.get(query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import suppress
 from typing import Any
 
 from hooks.jobs import Job, JSONValue, Status
@@ -101,14 +102,26 @@ class PostgreSQLQueue(Queue):
         conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
     def wait(self, timeout: float, wake: threading.Event) -> None:
-        listener = self._listen()
-        deadline = time.monotonic() + timeout
-        while not wake.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if self._received(listener, min(left, LISTEN_SLICE)):
-                return
+        try:
+            listener = self._listen()
+            deadline = time.monotonic() + timeout
+            while not wake.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if self._received(listener, min(left, LISTEN_SLICE)):
+                    return
+        except Exception as error:
+            # A dropped listening connection is opened anew on the next wait.
+            self._forget_listener()
+            with self.db.guard():
+                raise error from None
+
+    def _forget_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with suppress(Exception):
+                listener.close()
 
     def _listen(self) -> Any:
         # Listening starts before the first wait and never stops, so a NOTIFY

@@ -43,7 +43,7 @@ class SQLiteQueue(Queue):
         self._watcher: sqlite3.Connection | None = None
         self._seen: int | None = None
         self._writer = threading.local()
-        self._descriptors: set[int] = set()
+        self._descriptors: dict[int, threading.Thread] = {}
         super().__init__(*args, **kwargs)
 
     @contextmanager
@@ -68,14 +68,26 @@ class SQLiteQueue(Queue):
             path = self.db.path.with_name(self.db.path.name + "-writers")
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             self._writer.descriptor = descriptor
-            self._descriptors.add(descriptor)
+            with self._lock:
+                self._descriptors[descriptor] = threading.current_thread()
         return descriptor
 
-    def disconnect(self) -> None:
-        descriptor = getattr(self._writer, "descriptor", None)
-        if descriptor in self._descriptors:
-            self._descriptors.discard(descriptor)
+    def _close_orphans(self) -> None:
+        super()._close_orphans()
+        with self._lock:
+            orphans = [d for d, t in self._descriptors.items() if not t.is_alive()]
+            for descriptor in orphans:
+                del self._descriptors[descriptor]
+        for descriptor in orphans:
             os.close(descriptor)
+
+    def disconnect(self) -> None:
+        descriptor: int | None = getattr(self._writer, "descriptor", None)
+        if descriptor is not None:
+            with self._lock:
+                known = self._descriptors.pop(descriptor, None) is not None
+            if known:
+                os.close(descriptor)
         self._writer.descriptor = None
         super().disconnect()
 
@@ -114,7 +126,8 @@ class SQLiteQueue(Queue):
             self._watcher.close()
             self._watcher = None
         super().close()
-        descriptors, self._descriptors = self._descriptors, set()
+        with self._lock:
+            descriptors, self._descriptors = self._descriptors, {}
         for descriptor in descriptors:
             os.close(descriptor)
         self._writer = threading.local()

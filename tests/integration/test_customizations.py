@@ -154,15 +154,41 @@ def test_a_new_script_is_loaded_on_reload(folder: Path) -> None:
     assert login() == ["new jane"]
 
 
-def test_a_script_that_breaks_on_reload_loses_its_handlers(folder: Path) -> None:
+def test_a_script_that_breaks_on_reload_keeps_its_previous_handlers(
+    folder: Path,
+) -> None:
+    # A typo saved mid-edit must not switch a working customization off.
     greeter(folder, "greet.py", "hello")
     hooks.load(folder)
 
     write(folder, "greet.py", "def greet(:\n")
     report = hooks.reload(folder)
-
     assert [e.script.name for e in report.failed] == ["greet.py"]
-    assert login() == []
+    assert login() == ["hello jane"]
+    assert hooks.reload(folder).failed == ()  # reported once, not on every look
+
+    greeter(folder, "greet.py", "hi")
+    hooks.reload(folder)
+    assert login() == ["hi jane"]
+
+
+def test_sys_exit_in_a_script_or_handler_stops_neither_load_nor_emit(
+    folder: Path,
+) -> None:
+    write(folder, "10_exits.py", "import sys\nsys.exit(3)\n")
+    write(
+        folder,
+        "20_handler_exits.py",
+        "import sys\nfrom hooks import on\n\n"
+        "@on('LoginVault_Post')\ndef leave(user):\n    sys.exit('bye')\n",
+    )
+    greeter(folder, "30_greet.py", "hello")
+    report = hooks.load(folder)
+
+    assert [e.script.name for e in report.failed] == ["10_exits.py"]
+    result = hooks.emit("LoginVault_Post", user="jane")
+    assert [o.handler for o in result.outcomes if not o.ok] == ["leave"]
+    assert result.values[-1] == "hello jane"
 
 
 def test_moving_a_script_to_disabled_turns_it_off(folder: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -240,3 +241,50 @@ def test_a_second_stop_request_releases_running_jobs_at_once(
     finally:
         finish.set()
         runner.join(10)
+
+
+def test_a_job_claimed_again_at_once_keeps_its_heartbeat(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    # With no backoff the processor claims the failed job again as the first
+    # attempt ends; the second attempt outlives the lease and must be renewed.
+    @job("Proc.Again", attempts=2, backoff=0, lost=1)
+    def again(job: Job) -> str:
+        if job.attempt == 1:
+            raise RuntimeError("first try")
+        time.sleep(2.5)  # the job's own work, longer than its 1 s lease
+        return "second try"
+
+    added = add_job("Proc.Again", queue=queue)
+    Processor(queue, jobs_folder=jobs_folder, lease=1.0).run_until_empty()
+
+    done = queue.get(added.id)
+    assert (done.status, done.result) == (Status.SUCCESS, "second try")
+    assert [a.outcome for a in queue.attempts(added.id)] == ["Failed", "Success"]
+
+
+def test_sys_exit_in_a_job_script_fails_that_job_only(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    (jobs_folder / "Proc.Exits.py").write_text("import sys\nsys.exit(2)\n")
+    write_script(
+        jobs_folder, "Proc.Fine", '@job("Proc.Fine")\ndef fine(job):\n    return 1\n'
+    )
+    exits = add_job("Proc.Exits", queue=queue)
+    fine = add_job("Proc.Fine", queue=queue)
+    run(queue, jobs_folder)
+
+    assert queue.get(exits.id).status is Status.FAILED
+    assert "failed to load" in str(queue.get(exits.id).error)
+    assert queue.get(fine.id).status is Status.SUCCESS
+
+
+def test_threads_that_come_and_go_leave_no_connection_behind(queue: Queue) -> None:
+    def submit() -> None:
+        add_job("Proc.Churn", queue=queue)
+
+    for _ in range(21):  # each new thread's first call closes what ended ones left
+        thread = threading.Thread(target=submit)
+        thread.start()
+        thread.join()
+    assert len(queue._connections) <= 2
