@@ -175,7 +175,7 @@ class Operation:
     """
 
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] = attrs.field(repr=False)  # May hold secrets.
     results: dict[str, Result] = attrs.Factory(dict)
     successful: bool | None = None
 
@@ -376,7 +376,16 @@ def _handler(event: str, function: Callable[..., Any], priority: int) -> Handler
     code = getattr(inspect.unwrap(function), "__code__", None)
     script = Path(code.co_filename) if code else None
     bind = _binder(function)
-    is_async = inspect.iscoroutinefunction(function)
+    # A sync decorator around an async function, or an object with an async
+    # __call__, still hands back a coroutine that must be awaited.
+    is_async = any(
+        inspect.iscoroutinefunction(candidate)
+        for candidate in (
+            function,
+            inspect.unwrap(function),
+            inspect.getattr_static(type(function), "__call__", None),
+        )
+    )
     return Handler(
         event=event,
         function=function,
@@ -449,11 +458,13 @@ def emit(event: str, /, *, strict: bool | None = None, **arguments: Any) -> Resu
         raise _unknown(event, list(_events), "event")
     if strict is None:
         strict = _strict.get()
-    if not entry.collects:
-        return _run(event, entry.handlers, arguments, strict)
+    if not entry.collects and _collector.get() is None:
+        return _run(event, entry.handlers, arguments, strict)  # The usual case.
 
+    # A Restrictions event collects; any other, even one emitted from inside a
+    # Restrictions handler, must not add to the outer operation's list.
     collected: list[Restriction] = []
-    token = _collector.set(collected)
+    token = _collector.set(collected if entry.collects else None)
     try:
         result = _run(event, entry.handlers, arguments, strict)
     finally:

@@ -59,7 +59,9 @@ class Job:
 
     id: int
     name: str
-    parameters: dict[str, JSONValue]
+    # Parameters and results may hold anything a job needs, secrets included,
+    # so a job printed into a log line shows neither.
+    parameters: dict[str, JSONValue] = attrs.field(repr=False)
     description: str = ""
     priority: int = DEFAULT_PRIORITY
     status: Status = Status.PENDING
@@ -67,7 +69,7 @@ class Job:
     autodesk_id: str | None = None
     created: datetime
     attempt: int = 0
-    result: JSONValue = None
+    result: JSONValue = attrs.field(default=None, repr=False)
     error: str | None = None
     worker: str | None = None
     _scratch: Workdir | None = attrs.field(

@@ -65,11 +65,12 @@ class Processor:
         self.settings = settings or Settings.load()
         folder = Path(jobs_folder) if jobs_folder else self.settings.jobs_folder
         self.scripts = JobScripts(folder)
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
         self.types = tuple(types)
         self.lease = lease
         self.heartbeat = heartbeat or lease / 3
         self.grace = grace
+        _check_timing(concurrency, lease, self.heartbeat, grace)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
         self._running: dict[int, Job] = {}
@@ -386,8 +387,8 @@ class Processor:
             logger.error(f"Job {job.id} ({job.name}) failed: {message}")
         elif status is Status.PENDING:
             logger.warning(
-                f"Job {job.id} ({job.name}) attempt {job.attempt} failed: {message} "
-                f"It runs again in {delay:g} s."
+                f"Job {job.id} ({job.name}) attempt {job.attempt} failed: "
+                f"{message.rstrip('.')}. It runs again in {delay:g} s."
             )
         elif status is Status.CANCELLED:
             logger.info(f"Job {job.id} ({job.name}) was cancelled.")
@@ -443,6 +444,25 @@ class Processor:
                 f"Job {job.id} ({job.name}) was released after its lease expired "
                 f"on {job.worker}; it is now {job.status}."
             )
+
+
+def _check_timing(
+    concurrency: int, lease: float, heartbeat: float, grace: float
+) -> None:
+    problem = None
+    if concurrency < 1:
+        problem = f"The concurrency must be 1 or more, not {concurrency}."
+    elif lease <= 0:
+        problem = f"The lease must be longer than 0 s, not {lease:g} s."
+    elif not 0 < heartbeat < lease:
+        problem = (
+            f"The heartbeat ({heartbeat:g} s) must be shorter than the lease "
+            f"({lease:g} s), or every running job would be taken back."
+        )
+    elif grace < 0:
+        problem = f"The grace period cannot be negative ({grace:g} s)."
+    if problem:
+        raise JobError(f"{problem} Fix the job processor's options.")
 
 
 def _message(error: BaseException) -> str:

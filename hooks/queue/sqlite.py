@@ -66,6 +66,7 @@ class SQLiteQueue(Queue):
         descriptor: int | None = getattr(self._writer, "descriptor", None)
         if descriptor is None:
             path = self.db.path.with_name(self.db.path.name + "-writers")
+            path.parent.mkdir(parents=True, exist_ok=True)  # A store's first use.
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             self._writer.descriptor = descriptor
             with self._lock:

@@ -16,7 +16,7 @@ import aps
 from aps.errors import StoreError
 from aps.impersonation import check
 from aps.settings import Settings
-from hooks import Job, Processor, Status, add_job, job, open_queue
+from hooks import Job, JobError, Processor, Status, add_job, job, open_queue
 from hooks.queue import Queue
 
 
@@ -288,3 +288,16 @@ def test_threads_that_come_and_go_leave_no_connection_behind(queue: Queue) -> No
         thread.start()
         thread.join()
     assert len(queue._connections) <= 2
+
+
+def test_a_store_in_a_folder_not_made_yet_works_on_first_use(tmp_path: Path) -> None:
+    with open_queue(f"sqlite:///{tmp_path / 'new' / 'store.db'}") as fresh:
+        added = add_job("Proc.First", queue=fresh)
+        assert fresh.get(added.id).status is Status.PENDING
+
+
+def test_impossible_timings_are_refused_with_what_to_fix(queue: Queue) -> None:
+    with pytest.raises(JobError, match=r"heartbeat .* must be shorter than the lease"):
+        Processor(queue, lease=1.0, heartbeat=5.0)
+    with pytest.raises(JobError, match="concurrency must be 1 or more"):
+        Processor(queue, concurrency=0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -109,3 +111,32 @@ def test_handlers_registered_in_another_thread_run_on_the_next_emit() -> None:
     assert done.wait(5)
 
     assert hooks.emit("AddFolder_Post").values == ["from a thread"]
+
+
+def test_wrapped_and_callable_async_handlers_are_awaited_too() -> None:
+    ran: list[str] = []
+
+    def logged(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    class Notifier:
+        async def __call__(self, user: str) -> str:
+            ran.append(f"object {user}")
+            return "object"
+
+    @logged
+    async def wrapped(user: str) -> str:
+        ran.append(f"wrapped {user}")
+        return "wrapped"
+
+    with events.isolated():
+        hooks.on("LoginVault_Post")(wrapped)
+        hooks.on("LoginVault_Post")(Notifier())
+        result = hooks.emit("LoginVault_Post", user="jane")
+
+    assert result.values == ["wrapped", "object"]
+    assert ran == ["wrapped jane", "object jane"]

@@ -173,3 +173,20 @@ def test_strict_mode_lets_a_handler_error_escape_the_operation() -> None:
         ran.append("operation")
 
     assert ran == []
+
+
+def test_restrict_in_an_event_fired_from_a_restrictions_handler_is_refused() -> None:
+    with events.isolated():
+
+        @hooks.on("UpdateFileStates_Restrictions")
+        def check(files: list[str]) -> None:
+            hooks.emit("LoginVault_Post", strict=True)
+
+        @hooks.on("LoginVault_Post")
+        def sneaky() -> None:
+            hooks.restrict("a.ipt", "not from here")
+
+        with pytest.raises(events.EventError), hooks.operation(
+            "UpdateFileStates", files=["a.ipt"], strict=True
+        ):
+            pass
