@@ -12,7 +12,8 @@ from __future__ import annotations
 import getpass
 import os
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,14 @@ def run(
     folder = data_dir() / "demo"
     callback = free_callback_url()
 
-    with Sandbox.start(
-        data=samples / "sandbox.toml",
-        auto_consent=None if interactive else DEMO_USER,
-        callback_urls=[callback],
-    ) as sandbox:
+    with (
+        _environment_restored(),
+        Sandbox.start(
+            data=samples / "sandbox.toml",
+            auto_consent=None if interactive else DEMO_USER,
+            callback_urls=[callback],
+        ) as sandbox,
+    ):
         settings = _point_at(sandbox, callback, folder, samples, store)
         logs.configure("client", settings)
         say(f"Sandbox: {sandbox.url} (offline, on this machine)")
@@ -93,15 +97,28 @@ def run(
         job, seconds = _login_and_process(settings, conn.user)
         restriction = _try_release()
 
+        store_shown = _connect.store_for(settings).db.display
+
     return Report(
         user=conn.user,
         hubs=hubs,
         job=job,
         seconds=seconds,
         restriction=restriction,
-        store=_connect.store_for(settings).db.display,
+        store=store_shown,
         logs=settings.log_folder,
     )
+
+
+@contextmanager
+def _environment_restored() -> Iterator[None]:
+    """Leave the caller's environment as it was once the demo is done."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _point_at(

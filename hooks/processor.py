@@ -71,6 +71,7 @@ class Processor:
         self.heartbeat = heartbeat or lease / 3
         self.grace = grace
         _check_timing(concurrency, lease, self.heartbeat, grace)
+        _check_patterns(self.types)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
         self._running: dict[int, Job] = {}
@@ -463,6 +464,16 @@ def _check_timing(
         problem = f"The grace period cannot be negative ({grace:g} s)."
     if problem:
         raise JobError(f"{problem} Fix the job processor's options.")
+
+
+def _check_patterns(patterns: Sequence[str]) -> None:
+    # Both stores understand * and ?; only SQLite would read [...] as a class.
+    odd = [pattern for pattern in patterns if "[" in pattern or "]" in pattern]
+    if odd:
+        raise JobError(
+            f"The job type pattern {odd[0]!r} uses brackets; patterns may use "
+            "only * (any text) and ? (one character), such as Sample.*."
+        )
 
 
 def _message(error: BaseException) -> str:

@@ -301,3 +301,5 @@ def test_impossible_timings_are_refused_with_what_to_fix(queue: Queue) -> None:
         Processor(queue, lease=1.0, heartbeat=5.0)
     with pytest.raises(JobError, match="concurrency must be 1 or more"):
         Processor(queue, concurrency=0)
+    with pytest.raises(JobError, match="brackets"):
+        Processor(queue, types=["Sample.[AB]*"])
