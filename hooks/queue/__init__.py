@@ -506,7 +506,11 @@ class Queue:
             ).fetchone()
             status = None if row is None else Status(row[0])
             if status is not None:
-                self._end_attempt(conn, job, Status.FAILED, error, traceback)
+                # A job cancelled while it ran, that then stopped with an
+                # error, ended because it was cancelled.
+                cancelled = status is Status.CANCELLED
+                outcome = Status.CANCELLED if cancelled else Status.FAILED
+                self._end_attempt(conn, job, outcome, error, traceback)
             if status is Status.PENDING:
                 self.notify(conn)
             return Ended(status, self._claim(conn, then) if then else None)
