@@ -42,6 +42,7 @@ ENVIRONMENT = {
     "userinfo_url": "APS_USERINFO_URL",
     "revoke_url": "APS_REVOKE_URL",
     "keys_url": "APS_KEYS_URL",
+    "issuer": "APS_ISSUER",
     "store": "APSHOOKS_STORE",
     "secret_key": "APSHOOKS_SECRET_KEY",
     "log_level": "APSHOOKS_LOG_LEVEL",
@@ -88,6 +89,7 @@ class Settings:
     userinfo_url: str | None = None
     revoke_url: str | None = None
     keys_url: str | None = None
+    issuer: str | None = None
     store: str | None = attrs.field(default=None, repr=False)  # May hold a password.
     secret_key: str | None = attrs.field(default=None, repr=False)
     log_level: str = "INFO"
@@ -129,6 +131,16 @@ class Settings:
     def keys_endpoint(self) -> str:
         """The JWKS that signs ID tokens."""
         return self.keys_url or f"{self._base}/authentication/v2/keys"
+
+    @property
+    def id_token_issuer(self) -> str | None:
+        """Who must have issued the ID token, when that is known.
+
+        With derived endpoints the server is laid out as APS is, and its issuer
+        is the base URL; a server named endpoint by endpoint says it with
+        ``APS_ISSUER``, or the issuer goes unchecked.
+        """
+        return self.issuer or (None if self.keys_url else self._base)
 
     @property
     def userinfo_endpoint(self) -> str:

@@ -529,6 +529,8 @@ def verify_id_token(
     }
     if nonce is not None:
         expected["nonce"] = {"essential": True, "value": nonce}
+    if settings.id_token_issuer:
+        expected["iss"] = {"essential": True, "value": settings.id_token_issuer}
     try:
         token = jwt.decode(id_token, keys, algorithms=["RS256"])
         jwt.JWTClaimsRegistry(leeway=LEEWAY, **expected).validate(token.claims)

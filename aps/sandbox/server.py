@@ -41,6 +41,7 @@ _ENDPOINT_SETTINGS = (
     "userinfo_url",
     "revoke_url",
     "keys_url",
+    "issuer",
 )
 
 
@@ -181,6 +182,7 @@ class Sandbox:
             "userinfo_url": f"{self.url}/userinfo",
             "revoke_url": f"{self.url}{AUTH}/revoke",
             "keys_url": f"{self.url}{AUTH}/keys",
+            "issuer": self.url,
             "client_id": self.client_id,
         }
         values.update(overrides)

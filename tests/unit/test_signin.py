@@ -302,8 +302,9 @@ def test_confidential_app_sends_basic_and_no_id_in_the_body(
         (lambda nonce: id_token(nonce, exp=int(time.time()) - 3600), "expired"),
         (lambda nonce: id_token(nonce, key=OTHER_KEY), "signature"),
         (lambda nonce: id_token(None), "'nonce' claim"),
+        (lambda nonce: id_token(nonce, iss="https://elsewhere.example"), "'iss'"),
     ],
-    ids=["nonce", "aud", "exp", "signature", "no-nonce"],
+    ids=["nonce", "aud", "exp", "signature", "no-nonce", "issuer"],
 )
 def test_an_unverifiable_id_token_is_refused(
     httpx_mock: HTTPXMock,
