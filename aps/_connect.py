@@ -207,10 +207,13 @@ def stored_connection(settings: Settings) -> Connection | None:
 def _signed_in(
     settings: Settings, browser: Browser | None, interactive: bool
 ) -> Connection:
-    if impersonation.active() or impersonation.processor_running():
+    scope = impersonation.current()
+    if scope is not None and scope.submitter is None:
+        impersonation.check("")  # Says the job has no recorded Autodesk ID.
+    if scope is not None or impersonation.processor_running():
         raise AuthenticationError(
             "A job cannot sign in interactively. Connect as the job's submitter "
-            "with aps.connect(user=job.parameters['SubmittedByAutodeskId'])."
+            "with aps.connect(user=job.autodesk_id)."
         )
     conn = stored_connection(settings)
     if conn is not None:
@@ -218,7 +221,7 @@ def _signed_in(
     if not interactive:
         raise ConsentRequired(
             "Nobody is signed in on this machine, or the consent expired. Run "
-            "'apshooks login' (or aps.connect()) to sign in."
+            "'apshooks login' (or aps.connect()) to sign in first."
         )
     return sign_in(settings, browser)
 

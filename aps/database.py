@@ -9,6 +9,7 @@ queue behind each other instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -59,7 +60,8 @@ class Database:
             return "postgresql"
         raise StoreError(
             f"The store URL scheme {scheme!r} is not supported. Use a file path, "
-            "sqlite:///path or postgresql://user@host/database."
+            "sqlite:////absolute/path.db (four slashes; three for a path relative "
+            "to the current folder) or postgresql://user@host/database."
         )
 
     @property
@@ -90,6 +92,10 @@ class Database:
 
     def _connect_sqlite(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # Only its owner may read a new store; SQLite gives its journal
+            # files the same permissions.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -124,8 +130,8 @@ class Database:
     def damaged(self, error: Exception) -> StoreError:
         """The error to raise when the database file cannot be read."""
         return StoreError(
-            f"The store {self.display} cannot be read ({error}). Nothing was "
-            "changed: move the file aside (it keeps what it holds for recovery) "
+            f"The store {self.display} cannot be read ({error}). The file was "
+            "left as it is: move it aside (it keeps what it holds for recovery) "
             "and run the command again to start a new store."
         )
 

@@ -94,8 +94,9 @@ def check(user: str) -> None:
             "user= to connect as the signed-in Autodesk ID."
         )
     if scope.submitter is None and user not in scope.allowed:
+        who = f" as {user!r}" if user else ""
         raise ImpersonationRefused(
-            f"Cannot connect as {user!r}: this job has no recorded Autodesk ID, "
+            f"Cannot connect{who}: this job has no recorded Autodesk ID, "
             "because it was submitted by a process without an APS connection. "
             "Submit it from a workstation that is signed in (aps.connect() "
             "before add_job, or 'apshooks login' before 'apshooks submit')."

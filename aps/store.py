@@ -154,6 +154,7 @@ class SessionStore:
                 "each (make one with: python -c \"from aps.crypto import Cipher; "
                 "print(Cipher.generate())\")."
             )
+        db.connect().close()  # A damaged file is reported before a key is made.
         return cls(db, Cipher.from_key_file(db.path.with_suffix(".key")))
 
     # Reading and writing single sessions.

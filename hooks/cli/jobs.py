@@ -131,15 +131,14 @@ def submit(
     is whom it may connect to APS as on the job processor.
     """
     parameters = dict(_parameter(text) for text in params)
-    if Settings.load().client_id and not aps.connect(
-        sign_in=False, raise_on_error=False
-    ):
-        click.echo(
-            "Nobody is signed in here, so the job records no Autodesk ID and "
-            "cannot connect to APS as its submitter. Run 'apshooks login' first "
-            "if it needs to.",
-            err=True,
-        )
+    if Settings.load().client_id:
+        conn = aps.connect(sign_in=False, raise_on_error=False)
+        if not conn:
+            click.echo(
+                f"The job records no Autodesk ID, so it cannot connect to APS as "
+                f"its submitter: {conn.error}",
+                err=True,
+            )
     queue = _queue()
     job = add_job(
         name,

@@ -68,6 +68,7 @@ def test_a_session_from_login_to_logout(env: dict[str, str]) -> None:
     assert logout.stdout.strip() == "Signed out jane@example.com."
     anonymous = apshooks(env, "submit", "Sample.Anything")
     assert "records no Autodesk ID" in anonymous.stderr
+    assert "apshooks login" in anonymous.stderr
     assert apshooks(env, "whoami").returncode == 1
     assert "No stored sessions" in apshooks(env, "sessions").stdout
 

@@ -123,7 +123,7 @@ def test_a_damaged_file_is_reported_and_left_as_it_was(home: Path) -> None:
     path = home / "broken.db"
     path.write_bytes(b"this is not a database" * 100)
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="move the file aside"):
+    with pytest.raises(StoreError, match="move it aside"):
         _store(f"sqlite:///{path}")
     assert path.read_bytes() == before
 
@@ -150,7 +150,7 @@ def test_a_busy_store_says_busy_and_keeps_its_sessions(
     try:
         with pytest.raises(StoreError, match="busy") as caught:
             _store(url).put("jane@example.com", "app", _tokens(2), None)
-        assert "move the file aside" not in str(caught.value)
+        assert "move it aside" not in str(caught.value)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -177,3 +177,17 @@ def test_concurrent_first_sign_ins_of_one_user_all_land(store_url: str) -> None:
     final = _store(store_url).get("jane@example.com", "app")
     assert final is not None
     assert final.version == 6
+
+
+def test_a_damaged_store_gets_no_key_file_and_a_new_one_is_private(home: Path) -> None:
+    from aps.settings import Settings
+
+    broken = home / "broken.db"
+    broken.write_bytes(b"garbage" * 200)
+    with pytest.raises(StoreError):
+        SessionStore.open(Settings(store=str(broken)))
+    assert not broken.with_suffix(".key").exists()
+
+    fresh = SessionStore.open(Settings(store=str(home / "fresh.db")))
+    fresh.close()
+    assert (home / "fresh.db").stat().st_mode & 0o777 == 0o600
