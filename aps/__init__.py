@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from aps._connect import ConnectionFailure, connect
 from aps.client import Connection
 from aps.errors import (
@@ -26,6 +28,11 @@ from aps.errors import (
 from aps.hubs import Hub, HubError, HubKind, HubNotFound, Hubs
 from aps.impersonation import impersonation
 from aps.settings import Settings
+
+# Silent until aps.logs sets up a log file (connect(), the CLI, a processor):
+# a library never writes to its host's console on its own.
+logger.disable("aps")
+logger.disable("hooks")
 
 __all__ = [
     "APSError",

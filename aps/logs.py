@@ -34,7 +34,8 @@ _SECRET = re.compile(
     r"(['\"]?\s*[=:]\s*['\"]?)[\w.~+/=-]+"
 )
 
-_OWN = ("aps.", "hooks.")
+_PACKAGES = ("aps", "hooks")
+_OWN = tuple(f"{package}." for package in _PACKAGES)
 _lock = threading.Lock()
 _configured: dict[str, object] = {}
 
@@ -83,10 +84,7 @@ def configure(role: Role, settings: Settings) -> Path:
         if _configured.get(role) == key:
             return path
 
-        if not _configured:
-            logger.configure(patcher=_redact)
-            _replace_default_sink()
-            _configured["console"] = True
+        _take_over_console()
 
         sink_id = _configured.pop(f"{role}-sink", None)
         if isinstance(sink_id, int):
@@ -110,10 +108,27 @@ def quiet_console() -> None:
     Hosts that set up loguru themselves are left alone.
     """
     with _lock:
-        if not _configured:
-            logger.configure(patcher=_redact)
-            _replace_default_sink()
-            _configured["console"] = True
+        _take_over_console()
+
+
+def _take_over_console() -> None:
+    # apshooks stays silent until it has somewhere of its own to write: a
+    # library must not print on its host's console (see aps/__init__.py).
+    if not _configured:
+        logger.configure(patcher=_redact)
+        _replace_default_sink()
+        _configured["console"] = True
+        for package in _PACKAGES:
+            logger.enable(package)
+
+
+def ensure(role: Role) -> None:
+    """Set up the role's log file unless some log file is set up already."""
+    if f"{role}-sink" in _configured or any(k.endswith("-sink") for k in _configured):
+        return
+    from aps.settings import Settings
+
+    configure(role, Settings.load())
 
 
 def _replace_default_sink() -> None:

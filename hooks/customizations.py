@@ -22,6 +22,7 @@ from types import ModuleType
 import attrs
 from loguru import logger
 
+from aps import logs
 from aps.settings import Settings
 from hooks import events
 from hooks.events import Handler
@@ -287,6 +288,9 @@ def loaded() -> list[Customizations]:
 
 
 def _customizations(folder: Path | str | None) -> Customizations:
+    # A host that loads customizations is a workstation: its script and
+    # handler failures belong in Client.log.
+    logs.ensure("client")
     if folder is None:
         folder = Settings.load().customizations_folder
     resolved = Path(folder).expanduser().resolve()

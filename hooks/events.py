@@ -25,6 +25,7 @@ import attrs
 import blinker
 from loguru import logger
 
+from aps import logs
 from aps.errors import APSError
 
 PHASES = ("Restrictions", "Pre", "Post")
@@ -581,6 +582,7 @@ def _failed(
     error: BaseException,
 ) -> dict[int, BaseException]:
     script, line = _where(handler, error)
+    logs.ensure("client")  # A failure is worth a log file even in a bare host.
     # Only the error's own text is logged, never the event's arguments.
     logger.error(
         f"Handler {handler.name} of event {handler.event} failed in "
