@@ -23,7 +23,7 @@ RESTRICTED = 3
 _folder_option = click.option(
     "--customizations",
     "folder",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of customization scripts (default: the customizations setting).",
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ def _queue() -> Queue:
 @click.option(
     "--jobs",
     "jobs_folder",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the job scripts (default: the 'jobs' setting).",
 )
 @click.option("--concurrency", default=1, show_default=True, help="Jobs at once.")
@@ -207,6 +208,8 @@ def show_job(job_id: int) -> None:
         click.echo(
             f"Attempt {attempt.number} on {attempt.worker}: {outcome}{took}{error}"
         )
+        if attempt.traceback:
+            click.echo(textwrap.indent(attempt.traceback.rstrip(), "    "))
 
 
 @click.command()

@@ -164,7 +164,9 @@ def test_fire_refuses_an_unknown_event_with_a_suggestion(tmp_path: Path) -> None
 
 
 def test_fire_refuses_an_argument_without_a_name(tmp_path: Path) -> None:
-    result = apshooks("fire", "AddFile_Post", "--arg", "=x", "--customizations", "x")
+    result = apshooks(
+        "fire", "AddFile_Post", "--arg", "=x", "--customizations", str(tmp_path)
+    )
 
     assert result.exit_code == 2
     assert "is not NAME=VALUE" in result.output
@@ -220,7 +222,8 @@ def test_a_missing_folder_is_said_and_a_broken_script_fails_the_listing(
     missing = CliRunner().invoke(
         main, ["events", "--customizations", str(tmp_path / "nope")]
     )
-    assert "There is no customizations folder" in missing.output
+    assert missing.exit_code == 2
+    assert "does not exist" in missing.output
 
     (folder / "40_syntax.py").write_text("def broken(:\n")
     listed = CliRunner().invoke(main, ["events", "--customizations", str(folder)])
