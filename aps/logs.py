@@ -131,6 +131,19 @@ def ensure(role: Role) -> None:
     configure(role, Settings.load())
 
 
+def also_to_console(level: str = "INFO") -> None:
+    """Show apshooks' own lines on stderr too: for services run in a terminal."""
+    with _lock:
+        _take_over_console()
+        if "echo" not in _configured:
+            _configured["echo"] = logger.add(
+                sys.stderr,
+                level=level.upper(),
+                format="{time:HH:mm:ss} {message}",
+                filter=lambda record: (record["name"] or "").startswith(_OWN),
+            )
+
+
 def _replace_default_sink() -> None:
     try:
         logger.remove(0)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 import aps
+from aps import logs
 from aps.cli import table
 from aps.settings import Settings
 from hooks.jobs import DEFAULT_PRIORITY, Status, add_job
@@ -68,7 +69,8 @@ def worker(
         heartbeat=heartbeat,
         grace=grace,
     )
-    click.echo(f"Job processor {processor.worker} is running. Ctrl-C stops it.")
+    click.echo("Press Ctrl-C to stop the job processor.", err=True)
+    logs.also_to_console(processor.settings.log_level)
     with _stopped_by_signals(processor):
         processor.run(until_empty=until_empty)
 
