@@ -70,11 +70,16 @@ def send(
         )
         (sleep or time.sleep)(wait)
 
-    status = response.status_code if response is not None else None
+    if response is None:
+        raise RequestError(
+            f"{what} failed after {policy.attempts} attempts: the server could "
+            f"not be reached ({reason}). Check the network and that the "
+            "APS_* URL settings point at a server that runs."
+        )
     raise RequestError(
         f"{what} failed after {policy.attempts} attempts ({reason}). APS may be "
         "throttling or unavailable: wait a minute and try again.",
-        status=status,
+        status=response.status_code,
     )
 
 

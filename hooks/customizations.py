@@ -159,7 +159,8 @@ class Customizations:
                 where = f", line {failure.line}" if failure.line else ""
                 kept = " The previous version stays in use." if known else ""
                 logger.error(
-                    f"Could not load script {path}{where}: {failure.reason}.{kept}"
+                    f"Could not load script {path}{where}: "
+                    f"{failure.reason.rstrip('.')}.{kept}"
                 )
                 handlers = known.handlers if known else []
                 self._scripts[path] = _Script(digest, name, handlers)

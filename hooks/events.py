@@ -263,7 +263,8 @@ def _unknown(name: str, known: list[str], kind: str) -> EventError:
     declare_with = "declare" if kind == "event" else "declare_operation"
     return EventError(
         f"There is no {kind} named {name!r}. {hint} To add one of your own, "
-        f"call hooks.{declare_with}({name!r}) first."
+        f"call hooks.{declare_with}({name!r}) first (in a customization script, "
+        "for the command line)."
     )
 
 
