@@ -11,7 +11,8 @@ from hooks import demo as walkthrough
 
 @click.command()
 @click.option("--store", metavar="URL",
-              help="Store URL, e.g. postgresql://user@host/db (default: SQLite).")
+              help="Store URL, e.g. postgresql://user@host/db (default: an SQLite "
+              "file of the demo's own). The demo's session and job stay in it.")
 @click.option("--interactive", is_flag=True,
               help="Sign in through the real consent page in your browser.")
 @click.option("--samples", type=click.Path(file_okay=False, path_type=Path),
