@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sandbox_client import bearer, tokens_for
 
 from aps.sandbox import Sandbox
 
 HUBS = "/project/v1/hubs"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox.start() as running:
-        yield running
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url) as client:
-        yield client
 
 
 def as_user(http: httpx.Client, user: str, scope: str = "data:read") -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -30,18 +29,6 @@ from aps.sandbox import Lifetimes, Sandbox
 
 HUBS = "/project/v1/hubs"
 INTROSPECT = "/authentication/v2/introspect"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox.start() as running:
-        yield running
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url) as client:
-        yield client
 
 
 def test_discovery_names_the_sandbox_endpoints(
