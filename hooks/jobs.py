@@ -90,7 +90,8 @@ class Job:
 
     @property
     def cancel_requested(self) -> bool:
-        """True once someone cancelled the running job; the job may stop early."""
+        """True once the job should stop early: it was cancelled, its job
+        processor is stopping past the grace period, or its lease was lost."""
         return self._stop.is_set()
 
 

@@ -442,8 +442,9 @@ class Processor:
     def _reap(self) -> None:
         for job in self.queue.reap():
             logger.warning(
-                f"Job {job.id} ({job.name}) was released after its lease expired "
-                f"on {job.worker}; it is now {job.status}."
+                f"Job {job.id} ({job.name}) was lost with its job processor "
+                f"{job.worker} (its lease expired) and released; it is now "
+                f"{job.status}."
             )
 
 
