@@ -24,7 +24,9 @@ Browser = Callable[[str], object]
 
 _lock = threading.Lock()
 _stores: dict[str, SessionStore] = {}
-_connections: dict[tuple[str, str, str], Connection] = {}
+# One connection per store, server, app and user in a process: a new sign-in
+# renews the one that code may already hold, rather than leaving it stale.
+_connections: dict[tuple[str, str, str, str], Connection] = {}
 
 # The workstation's connection is the process's; a job's belongs to its scope,
 # so two jobs running side by side never see each other's.
@@ -181,7 +183,7 @@ def sign_out(settings: Settings) -> str | None:
 
     # Forgotten either way: signing out must not depend on reaching APS.
     store.forget(autodesk_id, client_id)
-    _drop((settings.store_url, client_id, autodesk_id))
+    _drop(_key(settings, client_id, autodesk_id))
     if failure is not None:
         logger.warning("{} signed out here, but revoking failed.", autodesk_id)
         raise AuthenticationError(
@@ -243,7 +245,7 @@ def _stored(settings: Settings, store: SessionStore, user: str) -> Connection | 
     another process signed out or lost is noticed here too.
     """
     client_id = client_id_of(settings)
-    key = (settings.store_url, client_id, user)
+    key = _key(settings, client_id, user)
     session = store.get(user, client_id)
     if session is None or not _consent_alive(session):
         if session is not None and session.refresh_token:
@@ -265,15 +267,23 @@ def _consent_alive(session: Session) -> bool:
 def _remember(
     settings: Settings, store: SessionStore, session: Session, http: httpx.Client
 ) -> Connection:
-    conn = Connection(settings, store, session, http)
-    key = (settings.store_url, session.client_id, session.autodesk_id)
-    _drop(key)
+    key = _key(settings, session.client_id, session.autodesk_id)
     with _lock:
-        _connections[key] = conn
-    return conn
+        held = _connections.get(key)
+        if held is None:
+            held = _connections[key] = Connection(settings, store, session, http)
+            return held
+    held.adopt(session)
+    http.close()  # The connection held already has a client of its own.
+    return held
 
 
-def _drop(key: tuple[str, str, str]) -> None:
+def _key(settings: Settings, client_id: str, user: str) -> tuple[str, str, str, str]:
+    return (settings.store_url, settings.base_url, client_id, user)
+
+
+def _drop(key: tuple[str, str, str, str]) -> None:
+    """Forget a signed-out or expired user's connection; it works no more."""
     with _lock:
         conn = _connections.pop(key, None)
     if conn is not None:

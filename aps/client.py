@@ -13,7 +13,7 @@ import httpx
 from loguru import logger
 
 from aps import retry
-from aps.errors import RequestError
+from aps.errors import ConsentRequired, RequestError
 from aps.hubs import Hubs
 from aps.settings import Settings
 from aps.store import Session, SessionStore
@@ -92,6 +92,11 @@ class Connection:
         answers are retried; after a 401 the token is refreshed once and the
         request sent again. Other keyword arguments go to ``httpx``.
         """
+        if self._http.is_closed:
+            raise ConsentRequired(
+                f"The connection of {self.user} was closed: the user signed out "
+                "or the consent expired. Call aps.connect() for a new one."
+            )
         target = self._resolve(url)
         extra = kwargs.pop("headers", None) or {}
         what = f"{method.upper()} {urlsplit(target).path}"
@@ -143,7 +148,14 @@ class Connection:
             query = None  # The next link carries its own query.
 
     def close(self) -> None:
+        """End the connection: later requests say the session is gone."""
         self._http.close()
+
+    def adopt(self, session: Session) -> None:
+        """Carry on with ``session``, the same user's newer sign-in."""
+        with self._lock:
+            self._session = session
+            self._hubs = None
 
     # Tokens.
 

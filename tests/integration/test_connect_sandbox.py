@@ -269,3 +269,17 @@ def test_sessions_lists_days_left(settings: Settings) -> None:
     assert info.autodesk_id == JANE
     assert 14.9 < info.days_left() <= 15
     assert json.dumps(info.autodesk_id)
+
+
+def test_a_new_sign_in_renews_the_connection_already_held(settings: Settings) -> None:
+    held = aps.connect(settings=settings, browser=Sandbox.browser)
+    first = held.session.version
+
+    again = _connect.sign_in(settings, browser=Sandbox.browser)
+    assert again is held
+    assert held.session.version > first
+    assert held.get("/project/v1/hubs").status_code == 200
+
+    _connect.sign_out(settings)
+    with pytest.raises(ConsentRequired, match="signed out"):
+        held.get("/project/v1/hubs")
