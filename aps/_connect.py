@@ -212,10 +212,18 @@ def _signed_in(
     scope = impersonation.current()
     if scope is not None and scope.submitter is None:
         impersonation.check("")  # Says the job has no recorded Autodesk ID.
-    if scope is not None or impersonation.processor_running():
+    if scope is not None:
         raise AuthenticationError(
             "A job cannot sign in interactively. Connect as the job's submitter "
             "with aps.connect(user=job.autodesk_id)."
+        )
+    if impersonation.processor_running():
+        raise AuthenticationError(
+            "aps.connect() without user= is refused while a job processor runs "
+            "in this process: jobs connect as their submitter, with "
+            "aps.connect(user=job.autodesk_id). A thread that a job starts keeps "
+            "the job's scope only when started through "
+            "contextvars.copy_context().run."
         )
     conn = stored_connection(settings)
     if conn is not None:

@@ -59,9 +59,10 @@ class Database:
         if scheme in ("postgresql", "postgres"):
             return "postgresql"
         raise StoreError(
-            f"The store URL scheme {scheme!r} is not supported. Use a file path, "
-            "sqlite:////absolute/path.db (four slashes; three for a path relative "
-            "to the current folder) or postgresql://user@host/database."
+            f"The store URL scheme {scheme!r} is not supported. Use a file "
+            "path, sqlite:////absolute/path.db (four slashes; three for a path "
+            "relative to the current folder) or postgresql://user@host/database.",
+            lasting=True,
         )
 
     @property
@@ -116,7 +117,8 @@ class Database:
         except ImportError:
             raise StoreError(
                 "A PostgreSQL store needs psycopg. Install it with "
-                "pip install 'apshooks[postgresql]'."
+                "pip install 'apshooks[postgresql]'.",
+                lasting=True,
             ) from None
         try:
             return psycopg.connect(self.url, autocommit=True)
@@ -132,7 +134,8 @@ class Database:
         return StoreError(
             f"The store {self.display} cannot be read ({error}). The file was "
             "left as it is: move it aside (it keeps what it holds for recovery) "
-            "and run the command again to start a new store."
+            "and run the command again to start a new store.",
+            lasting=True,
         )
 
     def failure(self, error: Exception) -> StoreError:

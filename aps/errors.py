@@ -12,7 +12,15 @@ class SettingsError(APSError):
 
 
 class StoreError(APSError):
-    """The store cannot be opened, read or written."""
+    """The store cannot be opened, read or written.
+
+    ``lasting`` tells a damaged file or a missing driver, which waiting will
+    not mend, from an outage, which it may.
+    """
+
+    def __init__(self, message: str, *, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 class AuthenticationError(APSError):

@@ -63,6 +63,7 @@ def _belongs_to(role: Role) -> Callable[[Record], bool]:
     def keep(record: Record) -> bool:
         if (record["name"] or "").startswith("aps.sandbox"):
             return False
+        _redact(record)
         if not ("client-sink" in _configured and "processor-sink" in _configured):
             return True
         return processor_running() == (role == "processor")
@@ -115,7 +116,6 @@ def _take_over_console() -> None:
     # apshooks stays silent until it has somewhere of its own to write: a
     # library must not print on its host's console (see aps/__init__.py).
     if not _configured:
-        logger.configure(patcher=_redact)
         _replace_default_sink()
         _configured["console"] = True
         for package in _PACKAGES:
@@ -123,12 +123,20 @@ def _take_over_console() -> None:
 
 
 def ensure(role: Role) -> None:
-    """Set up the role's log file unless some log file is set up already."""
-    if f"{role}-sink" in _configured or any(k.endswith("-sink") for k in _configured):
-        return
-    from aps.settings import Settings
+    """Set up the role's log file unless some log file is set up already.
 
-    configure(role, Settings.load())
+    Called where something failed and is about to be logged: it never raises,
+    since a log file that cannot be set up must not add a second failure.
+    """
+    with _lock:
+        if any(key.endswith("-sink") for key in _configured):
+            return
+    try:
+        from aps.settings import Settings
+
+        configure(role, Settings.load())
+    except Exception:
+        return
 
 
 def also_to_console(level: str = "INFO") -> None:
@@ -140,8 +148,15 @@ def also_to_console(level: str = "INFO") -> None:
                 sys.stderr,
                 level=level.upper(),
                 format="{time:HH:mm:ss} {message}",
-                filter=lambda record: (record["name"] or "").startswith(_OWN),
+                filter=_own_redacted,
             )
+
+
+def _own_redacted(record: Record) -> bool:
+    if not (record["name"] or "").startswith(_OWN):
+        return False
+    _redact(record)
+    return True
 
 
 def _replace_default_sink() -> None:

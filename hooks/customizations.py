@@ -157,7 +157,11 @@ class Customizations:
                     sys.modules[name] = previous
                 failure = _script_error(path, error)
                 where = f", line {failure.line}" if failure.line else ""
-                kept = " The previous version stays in use." if known else ""
+                kept = (
+                    " The previous version stays in use."
+                    if known and known.handlers
+                    else ""
+                )
                 logger.error(
                     f"Could not load script {path}{where}: "
                     f"{failure.reason.rstrip('.')}.{kept}"

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import CoroutineType
 from typing import Any, TypeVar
 
 import attrs
@@ -378,16 +379,7 @@ def _handler(event: str, function: Callable[..., Any], priority: int) -> Handler
     code = getattr(inspect.unwrap(function), "__code__", None)
     script = Path(code.co_filename) if code else None
     bind = _binder(function)
-    # A sync decorator around an async function, or an object with an async
-    # __call__, still hands back a coroutine that must be awaited.
-    is_async = any(
-        inspect.iscoroutinefunction(candidate)
-        for candidate in (
-            function,
-            inspect.unwrap(function),
-            inspect.getattr_static(type(function), "__call__", None),
-        )
-    )
+    is_async = inspect.iscoroutinefunction(function)
     return Handler(
         event=event,
         function=function,
@@ -482,7 +474,12 @@ def _run(
     errors: dict[int, BaseException] | None = None
     for handler in run:
         try:
-            values.append(handler.call(arguments))
+            value = handler.call(arguments)
+            if type(value) is CoroutineType:
+                # A sync wrapper around an async function, or an object with
+                # an async __call__: known only once it returns a coroutine.
+                value = _complete(value)
+            values.append(value)
         except (Exception, SystemExit) as error:  # sys.exit() stops no host
             if strict:
                 raise
@@ -516,7 +513,7 @@ async def _arun(
     for handler in run:
         try:
             value = handler.bind(arguments)
-            values.append(await value if handler.is_async else value)
+            values.append(await value if inspect.isawaitable(value) else value)
         except (Exception, SystemExit) as error:  # sys.exit() stops no host
             if strict:
                 raise

@@ -33,6 +33,10 @@ from hooks.queue import Claim, Queue, listen_local, unlisten_local
 # How long the dispatcher waits at most before it looks at the queue again,
 # whatever it was told; a safety net, not the way work is found.
 IDLE_SECONDS = 1.0
+# How often an idle dispatcher looks for a stop request left by a signal.
+STOP_CHECK = 0.2
+# The longest wait between two tries while the store cannot be used.
+OUTAGE_MAX = 30.0
 
 
 class Processor:
@@ -80,6 +84,8 @@ class Processor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._stopped_at = 0.0
+        self._asked_at: float | None = None
+        self._grace_asked: float | None = None
         self._inbox: SimpleQueue[Job | None] = SimpleQueue()
         # The lost-attempts limit of each job type seen so far, and the one
         # each running job's claim recorded.
@@ -119,34 +125,68 @@ class Processor:
     def stop(self, *, grace: float | None = None) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then are released.
 
-        Safe to call from any thread and from a signal handler.
+        Safe to call from any thread; a signal handler calls :meth:`request_stop`.
         """
         if grace is not None:
             self.grace = grace
         if not self._stopping.is_set():
-            self._stopped_at = time.monotonic()
+            self._stopped_at = self._asked_at or time.monotonic()
         self._stopping.set()
         self._wake.set()
+
+    def request_stop(self, *, grace: float | None = None) -> None:
+        """:meth:`stop`, for signal handlers: it takes no lock.
+
+        A handler runs between two steps of the main thread, which may hold
+        the very lock an Event needs; so this only leaves a note, which the
+        dispatcher and the grace period read within a fraction of a second.
+        """
+        if self._asked_at is None:
+            self._asked_at = time.monotonic()
+        if grace is not None:
+            self._grace_asked = grace
+
+    def _heed_request(self) -> None:
+        if self._asked_at is not None and not self._stopping.is_set():
+            self.stop(grace=self._grace_asked)
+        if self._grace_asked is not None:
+            self.grace = self._grace_asked
 
     # Dispatching.
 
     def _dispatch(self, until_empty: bool) -> None:
+        outage = 0.0
         while not self._stopping.is_set():
+            self._heed_request()
+            if self._stopping.is_set():
+                break
             self._wake.clear()
             try:
                 if self._free_slots() and self._claim_one():
+                    outage = 0.0
                     continue
                 if until_empty and self._empty():
                     return
                 self._wait()
+                outage = 0.0
             except StoreError as error:
+                if error.lasting:  # A damaged file, a missing driver: no waiting.
+                    raise
                 # The database went away for a moment (a restart, a network
-                # blip): say so and try again rather than drop running jobs.
+                # blip): say so, and try again less and less often.
+                outage = min(OUTAGE_MAX, outage * 2 or IDLE_SECONDS)
                 logger.warning(
-                    f"Job processor {self.worker} cannot reach the store: {error} "
-                    f"Trying again in {IDLE_SECONDS:g} s."
+                    f"Job processor {self.worker} cannot use the store: {error} "
+                    f"Trying again in {outage:g} s."
                 )
-                self._stopping.wait(IDLE_SECONDS)
+                self._pause(outage)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, ending early for a stop, a signal's one included."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            self._heed_request()
+            self._stopping.wait(STOP_CHECK)
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -189,10 +229,11 @@ class Processor:
 
     def _wait(self) -> None:
         if not self._free_slots():
-            self._wake.wait(IDLE_SECONDS)
+            self._wake.wait(STOP_CHECK)
             return
         due = self.queue.next_due(self.types)
-        timeout = IDLE_SECONDS if due is None else min(due, IDLE_SECONDS)
+        # Short waits, so that a stop request from a signal is noticed soon.
+        timeout = STOP_CHECK if due is None else min(due, STOP_CHECK)
         if timeout > 0:
             self.queue.wait(timeout, self._wake)
 
@@ -214,12 +255,18 @@ class Processor:
         if not self._stopping.is_set():  # Ran out of work: nothing is running.
             self._stopped_at = time.monotonic()
         granted = self.grace
+        interrupted = False
         with self._idle:
-            while self._running:
-                left = self._stopped_at + self.grace - time.monotonic()
-                if left <= 0:
-                    break
-                self._idle.wait(min(left, 0.1))
+            try:
+                while self._running:
+                    self._heed_request()
+                    left = self._stopped_at + self.grace - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._idle.wait(min(left, 0.1))
+            except KeyboardInterrupt:  # A second Ctrl-C: the grace is over.
+                interrupted = True
+                self.grace = 0
             unfinished = list(self._running.values())
 
         for job in unfinished:
@@ -234,6 +281,8 @@ class Processor:
                     f"Job {job.id} ({job.name}) did not end {within} and was "
                     "released to run again."
                 )
+        if interrupted:
+            raise KeyboardInterrupt
 
     # Running jobs.
 
@@ -326,7 +375,9 @@ class Processor:
         try:
             result = self._call(job_type, job)
         except BaseException as error:
-            if not isinstance(error, Exception | SystemExit):
+            # Whatever a job raises ends that job only (sys.exit(), a stray
+            # CancelledError...); Ctrl-C is the processor's to handle.
+            if isinstance(error, KeyboardInterrupt):
                 raise
             return self._record_failure(
                 job,
@@ -429,7 +480,10 @@ class Processor:
             running = list(self._running.values())
         for job in running:
             state = self.queue.heartbeat(job, self.lease)
-            if state != "ok" and not job._stop.is_set():
+            with self._lock:
+                still_running = self._running.get(job.id) is job
+            # A job that ended since the snapshot is gone for a good reason.
+            if state != "ok" and still_running and not job._stop.is_set():
                 job._stop.set()
                 if state == "cancel":
                     logger.info(f"Job {job.id} ({job.name}) was asked to stop.")

@@ -81,7 +81,7 @@ def _stopped_by_signals(processor: Processor) -> Iterator[None]:
 
     def handle(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
-        processor.stop(grace=0 if len(received) > 1 else None)
+        processor.request_stop(grace=0 if len(received) > 1 else None)
 
     previous = {number: signal.signal(number, handle) for number in _SIGNALS}
     try:

@@ -303,3 +303,50 @@ def test_impossible_timings_are_refused_with_what_to_fix(queue: Queue) -> None:
         Processor(queue, concurrency=0)
     with pytest.raises(JobError, match="brackets"):
         Processor(queue, types=["Sample.[AB]*"])
+
+
+def test_stop_requests_from_a_signal_handler_take_no_lock(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    @job("Proc.Waits")
+    def waits(job: Job) -> None:
+        started.set()
+        finish.wait(30)
+
+    added = add_job("Proc.Waits", queue=queue)
+    processor = Processor(queue, jobs_folder=jobs_folder, lease=2.0, grace=60.0)
+    runner = threading.Thread(target=processor.run)
+    runner.start()
+    try:
+        assert started.wait(10)
+        processor.request_stop()  # what the CLI's SIGTERM handler does
+        processor.request_stop(grace=0)  # and its second one
+        runner.join(5)
+        assert not runner.is_alive()
+        assert queue.get(added.id).status is Status.PENDING
+    finally:
+        finish.set()
+        runner.join(10)
+
+
+def test_a_job_raising_cancelled_error_fails_alone(
+    queue: Queue, jobs_folder: Path
+) -> None:
+    import asyncio
+
+    @job("Proc.Cancels")
+    def cancels(job: Job) -> None:
+        raise asyncio.CancelledError
+
+    @job("Proc.After")
+    def after(job: Job) -> str:
+        return "ran"
+
+    first = add_job("Proc.Cancels", queue=queue)
+    second = add_job("Proc.After", queue=queue)
+    run(queue, jobs_folder)
+
+    assert queue.get(first.id).status is Status.FAILED
+    assert queue.get(second.id).result == "ran"

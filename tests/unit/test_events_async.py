@@ -140,3 +140,19 @@ def test_wrapped_and_callable_async_handlers_are_awaited_too() -> None:
 
     assert result.values == ["wrapped", "object"]
     assert ran == ["wrapped jane", "object jane"]
+
+
+def test_a_sync_wrapper_that_runs_its_coroutine_itself_stays_sync() -> None:
+    async def fetch(user: str) -> int:
+        return 42
+
+    @functools.wraps(fetch)
+    def fetch_now(user: str) -> int:
+        return asyncio.run(fetch(user))
+
+    with events.isolated():
+        hooks.on("LoginVault_Post")(fetch_now)
+        result = hooks.emit("LoginVault_Post", user="jane")
+
+    assert result.ok
+    assert result.values == [42]
