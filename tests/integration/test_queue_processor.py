@@ -217,32 +217,6 @@ def test_add_job_uses_the_store_from_the_settings(
     stored.close()
 
 
-def test_a_second_stop_request_releases_running_jobs_at_once(
-    queue: Queue, jobs_folder: Path
-) -> None:
-    started, finish = threading.Event(), threading.Event()
-
-    @job("Proc.Long")
-    def long_job(job: Job) -> None:
-        started.set()
-        finish.wait(30)
-
-    added = add_job("Proc.Long", queue=queue)
-    processor = Processor(queue, jobs_folder=jobs_folder, lease=2.0, grace=60.0)
-    runner = threading.Thread(target=processor.run)
-    runner.start()
-    try:
-        assert started.wait(10)
-        processor.stop()  # the first Ctrl-C: the job gets its 60 s
-        processor.stop(grace=0)  # the second: no more waiting
-        runner.join(5)
-        assert not runner.is_alive()
-        assert queue.get(added.id).status is Status.PENDING
-    finally:
-        finish.set()
-        runner.join(10)
-
-
 def test_a_job_claimed_again_at_once_keeps_its_heartbeat(
     queue: Queue, jobs_folder: Path
 ) -> None:
@@ -305,9 +279,11 @@ def test_impossible_timings_are_refused_with_what_to_fix(queue: Queue) -> None:
         Processor(queue, types=["Sample.[AB]*"])
 
 
-def test_stop_requests_from_a_signal_handler_take_no_lock(
-    queue: Queue, jobs_folder: Path
+@pytest.mark.parametrize("way", ["stop", "request_stop"])
+def test_a_second_stop_request_releases_running_jobs_at_once(
+    queue: Queue, jobs_folder: Path, way: str
 ) -> None:
+    # request_stop is what the CLI's signal handlers call: it takes no lock.
     started, finish = threading.Event(), threading.Event()
 
     @job("Proc.Waits")
@@ -317,12 +293,13 @@ def test_stop_requests_from_a_signal_handler_take_no_lock(
 
     added = add_job("Proc.Waits", queue=queue)
     processor = Processor(queue, jobs_folder=jobs_folder, lease=2.0, grace=60.0)
+    ask = getattr(processor, way)
     runner = threading.Thread(target=processor.run)
     runner.start()
     try:
         assert started.wait(10)
-        processor.request_stop()  # what the CLI's SIGTERM handler does
-        processor.request_stop(grace=0)  # and its second one
+        ask()  # the first Ctrl-C: the job gets its 60 s
+        ask(grace=0)  # the second: no more waiting
         runner.join(5)
         assert not runner.is_alive()
         assert queue.get(added.id).status is Status.PENDING
