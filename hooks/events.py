@@ -455,16 +455,25 @@ def emit(event: str, /, *, strict: bool | None = None, **arguments: Any) -> Resu
     if not entry.collects and _collector.get() is None:
         return _run(event, entry.handlers, arguments, strict)  # The usual case.
 
-    # A Restrictions event collects; any other, even one emitted from inside a
-    # Restrictions handler, must not add to the outer operation's list.
+    with _collecting(entry) as collected:
+        result = _run(event, entry.handlers, arguments, strict)
+    result.restrictions = tuple(collected)
+    return result
+
+
+@contextmanager
+def _collecting(entry: _Event) -> Iterator[list[Restriction]]:
+    """The restrictions the handlers of ``entry`` add, while they run.
+
+    A Restrictions event collects; any other, even one emitted from inside a
+    Restrictions handler, must not add to the outer operation's list.
+    """
     collected: list[Restriction] = []
     token = _collector.set(collected if entry.collects else None)
     try:
-        result = _run(event, entry.handlers, arguments, strict)
+        yield collected
     finally:
         _collector.reset(token)
-    result.restrictions = tuple(collected)
-    return result
 
 
 def _run(
@@ -495,12 +504,8 @@ async def aemit(
     entry = _entry(event)
     if strict is None:
         strict = _strict.get()
-    collected: list[Restriction] = []
-    token = _collector.set(collected if entry.collects else None)
-    try:
+    with _collecting(entry) as collected:
         result = await _arun(event, entry.handlers, arguments, strict)
-    finally:
-        _collector.reset(token)
     result.restrictions = tuple(collected)
     return result
 
